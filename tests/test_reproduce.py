@@ -8,10 +8,18 @@ import nbformat
 import pytest
 
 from fmd_rice.core import FmdRiceError, write_json
+from fmd_rice.reproduce import code_fingerprint as real_code_fingerprint
 from fmd_rice.reproduce import (KERNEL_NAME, MANIFEST, ReproduceError, data_fingerprint, ensure_kernel,
                                 load_manifest, plan_steps, reproduce)
 
 PARAMS = 'profile = "smoke"\ndata = None\nfigures = "../../figures"\nwork = "../../runs/work"'
+
+
+@pytest.fixture(autouse=True)
+def pinned_code(monkeypatch):
+    "Pin the library-code fingerprint: other work exporting modules meanwhile must not rerun these steps."
+    import fmd_rice.reproduce as r
+    monkeypatch.setattr(r, "code_fingerprint", lambda: "pinned")
 
 
 def tiny(path, *code):
@@ -81,18 +89,22 @@ def test_run_skip_rerun(tmp_path, data):
     # (b) a second run skips every step
     m = reproduce("smoke", data=data, out=out, steps=steps, progress=False)
     assert statuses(m, steps) == ["skipped", "skipped"] and log.read_text() == "a\nb\n"
+    assert m["steps"]["a"]["why"] == "unchanged" and m["steps"]["b"]["run_s"] > 0
     # (c) --force reruns the selected step only; a changed parameter reruns all
     m = reproduce("smoke", data=data, out=out, steps=steps, only=["b"], force=True, progress=False)
     assert statuses(m, steps) == ["skipped", "ok"] and log.read_text() == "a\nb\nb\n"
+    assert m["steps"]["b"]["why"] == "forced"
     assert m["steps"]["a"]["status"] == "skipped"  # untouched record of the unselected step
     # editing code in an earlier step reruns it and every later step (they read what it wrote)
     tiny(steps["a"], writes("a"), "x = 1")
     m = reproduce("smoke", data=data, out=out, steps=steps, progress=False)
     assert statuses(m, steps) == ["ok", "ok"] and log.read_text() == "a\nb\nb\na\nb\n"
+    assert (m["steps"]["a"]["why"], m["steps"]["b"]["why"]) == ("changed: notebook code", "changed: an earlier step")
     # a changed parameter (another figures folder) or changed data reruns
     (data / "setB" / "3.jpg").write_bytes(b"new")
     m = reproduce("smoke", data=data, out=out, steps=steps, only=["a"], figures=tmp_path / "figs", progress=False)
     assert m["steps"]["a"]["status"] == "ok" and (tmp_path / "figs" / "a.txt").is_file()
+    assert m["steps"]["a"]["why"] == "changed: parameters, data"
     assert m["data"]["setB"]["files"] == 2
 
 
@@ -121,6 +133,15 @@ def test_fail_then_resume(tmp_path, capsys):
     m = reproduce("smoke", out=out, steps=steps)
     assert statuses(m, steps) == ["skipped", "ok", "ok"] and m["status"] == "ok"
     assert "[1/3] a: unchanged" in capsys.readouterr().err
+
+
+def test_code_change_reruns(tmp_path, monkeypatch):
+    import fmd_rice.reproduce as r
+    steps = {"a": tiny(tmp_path / "a.ipynb")}
+    assert reproduce("smoke", out=tmp_path / "out", steps=steps, progress=False)["steps"]["a"]["status"] == "ok"
+    monkeypatch.setattr(r, "code_fingerprint", lambda: "edited")
+    assert reproduce("smoke", out=tmp_path / "out", steps=steps, progress=False)["steps"]["a"]["status"] == "ok"
+    assert len(real_code_fingerprint()) == 64
 
 
 def test_bad_arguments(tmp_path):

@@ -40,7 +40,7 @@ ds = make_dataset(df, 224, augment=True, shuffle=True, cache=True)
 rate(ds, "augment=True, cache=True, first epoch")
 rate(ds, "augment=True, cache=True, later epoch")
 pre = tf.keras.applications.mobilenet_v2.preprocess_input
-rate(make_dataset(df, 224, preprocess=pre, augment=True, cache=True).take(10**9), "augment + MobileNetV2 preprocess_input")
+rate(make_dataset(df, 224, preprocess=pre, augment=True, cache=True).take(10**9), "augment + MobileNetV2 preprocess, cache, 1st epoch")
 
 for full in (False, True):
     t = time.perf_counter(); r = check_data(root, verify_images=full); dt = time.perf_counter() - t
