@@ -109,7 +109,7 @@ def test_weights_resolution(weights_root, monkeypatch, tmp_path):
 def test_pretrained_build_loads_weights(weights_root):
     m, rec = build_classifier("mobilenetv2", 96, "auto", weights_root)
     assert rec["source"] == "imagenet"
-    assert not m.get_layer("backbone").trainable and sum(int(np.prod(v.shape)) for v in m.trainable_weights) == 1280 * 3 + 3
+    assert not m.get_layer("backbone").trainable and sum(int(np.prod(v.shape)) for v in m.trainable_weights) == 1280 * 512 + 512 + 512 * 3 + 3
     # real ImageNet weights: the first conv kernel is not a fresh random init
     k = m.get_layer("backbone").get_layer("Conv1").get_weights()[0]
     import keras
