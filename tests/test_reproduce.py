@@ -19,7 +19,7 @@ PARAMS = 'profile = "smoke"\ndata = None\nfigures = "../../figures"\nwork = "../
 def pinned_code(monkeypatch):
     "Pin the library-code fingerprint: other work exporting modules meanwhile must not rerun these steps."
     import fmd_rice.reproduce as r
-    monkeypatch.setattr(r, "code_fingerprint", lambda: "pinned")
+    monkeypatch.setattr(r, "code_fingerprint", lambda *a: "pinned")
 
 
 def tiny(path, *code):
@@ -139,7 +139,7 @@ def test_code_change_reruns(tmp_path, monkeypatch):
     import fmd_rice.reproduce as r
     steps = {"a": tiny(tmp_path / "a.ipynb")}
     assert reproduce("smoke", out=tmp_path / "out", steps=steps, progress=False)["steps"]["a"]["status"] == "ok"
-    monkeypatch.setattr(r, "code_fingerprint", lambda: "edited")
+    monkeypatch.setattr(r, "code_fingerprint", lambda *a: "edited")
     assert reproduce("smoke", out=tmp_path / "out", steps=steps, progress=False)["steps"]["a"]["status"] == "ok"
     assert len(real_code_fingerprint()) == 64
 
