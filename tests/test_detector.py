@@ -57,3 +57,26 @@ def test_detect_paths_folders_videos_bad_files_and_resume(tmp_path, detector, ph
     stamp = (out / "records" / "demo.json").stat().st_mtime_ns
     assert detect_paths(detector, [src], out, every=2)["by_class"] == s["by_class"]
     assert (out / "records" / "demo.json").stat().st_mtime_ns == stamp
+
+
+def test_detect_many_matches_detect_and_keeps_going(detector, photo):
+    img, truth = photo
+    out = list(detector.detect_many([img, b"not an image", img[:, : img.shape[1] // 3]]))
+    assert [[d.box for d in r] for r in (out[0],)] == [[d.box for d in detector(img)]]
+    assert isinstance(out[1], Exception) and "image" in str(out[1]).lower()
+    assert [d.label for d in out[2]] == truth[:1]
+    assert list(detector.detect_many([])) == []
+
+
+def test_corrections_move_boxes_and_reweight_classes(detector, photo):
+    from fmd_rice.detector import BOX_ADJUST, CLASS_BIAS, apply_class_bias
+    img, truth = photo
+    raw = MaskDetector(detector.classifier, box_adjust=None, class_bias=None)
+    a = sorted(detector(img), key=lambda d: d.box[0]); b = sorted(raw(img), key=lambda d: d.box[0])
+    assert [d.label for d in b] == truth
+    for da, db in zip(a, b):
+        h = db.box[3] - db.box[1]
+        assert da.box[1] - db.box[1] == pytest.approx(BOX_ADJUST[3] * h, abs=0.5)   # moved down (not clipped here)
+        np.testing.assert_allclose(da.probs, apply_class_bias(db.probs[None], CLASS_BIAS)[0], atol=0.02)
+    p = apply_class_bias([[0.5, 0.25, 0.25]], (0.0, 0.0, np.log(2)))
+    np.testing.assert_allclose(p, [[0.4, 0.2, 0.4]], atol=1e-6)

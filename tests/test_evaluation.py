@@ -232,3 +232,33 @@ def test_run_evaluate_on_real_kaggle853(data_root, tmp_path):
     r = run_evaluate(data_root / "kaggle853", Blind(), limit=3, out=tmp_path, progress=False)
     assert r["images"] == 3 and r["face_recall"] == 0.0 and r["errors"] == []
     assert json.loads((tmp_path / "metrics.json").read_text())["detector"] == "blind"
+
+
+# --- multi-label AP and the fitted corrections ---------------------------------------------------------
+
+def test_multilabel_ap_counts_second_choice():
+    g = [[gt((0, 0, 10, 10)), gt((20, 0, 30, 10), "no_mask")]]
+    d = [[Detection((0, 0, 10, 10), score=1.0, label="no_mask", probs=[0.4, 0.0, 0.6]),
+          Detection((20, 0, 30, 10), score=1.0, label="no_mask", probs=[0.1, 0.0, 0.9])]]
+    single, multi = average_precision(g, d), average_precision(g, d, multilabel=True)
+    assert single["correct_mask"].ap == 0.0 and multi["correct_mask"].ap == 1.0
+    # no_mask: 0.9 (TP), 0.6 (FP) -> AP 1; correct_mask: 0.4 (TP), 0.1 (FP) -> AP 1
+    assert multi["no_mask"].ap == 1.0 and single["no_mask"].ap == 1.0
+    m = evaluate_predictions(g, d)
+    assert m["map50_multilabel"] == pytest.approx(1.0) and m["map50"] == pytest.approx(0.5)
+
+
+def test_fit_corrections_recover_a_known_shift():
+    from fmd_rice.evaluation import adjust_records, fit_box_adjust, fit_class_bias
+    recs = [{"path": f"{i}.jpg", "stem": str(i), "width": 100, "height": 100, "error": None,
+             "gt": [{"box": [10, 17, 30, 37], "label": lab}],
+             "detections": [{"box": [10, 10, 30, 30], "score": 0.9, "label": "correct_mask",
+                             "probs": {"correct_mask": 0.55, "incorrect_mask": 0.05, "no_mask": 0.4}}]}
+            for i, lab in enumerate(["no_mask", "no_mask", "correct_mask"])]
+    assert metrics_from_records(recs)["face_recall"] == 0.0            # 7 px off: IoU 0.48
+    adj, tab = fit_box_adjust(recs)
+    assert adj[3] > 0 and tab.face_recall[0] == 1.0
+    moved = adjust_records(recs, box_adjust=adj)
+    bias, _ = fit_class_bias(moved)
+    assert metrics_from_records(adjust_records(moved, class_bias=bias))["face_accuracy"] == pytest.approx(2 / 3)
+    assert bias[2] > bias[0] and recs[0]["detections"][0]["box"] == [10, 10, 30, 30]

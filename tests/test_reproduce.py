@@ -161,3 +161,11 @@ def test_paper_steps_planned():
     if not all((repo_root() / p).is_file() for p in STEPS.values()):
         pytest.skip("paper notebooks not all written yet")
     assert [n for n, _, _ in plan_steps()] == ["data", "backbones", "detectors"]
+
+
+def test_step_code_fingerprint_follows_imports():
+    from fmd_rice.reproduce import code_modules, repo_root
+    nbs = repo_root() / "nbs" / "paper"
+    assert code_modules(nbs / "02_backbones.ipynb") == ["backbones", "core", "data", "images"]
+    assert "peers" in code_modules(nbs / "03_detectors.ipynb")
+    assert real_code_fingerprint(nbs / "01_data.ipynb") != real_code_fingerprint(nbs / "03_detectors.ipynb")
