@@ -537,9 +537,8 @@ def adjust_records(records:Sequence[dict], # per-image records (`evaluate`)
         for d in r.get("detections") or []:
             d = dict(d)
             if box_adjust is not None:
-                b = adjust_box(d["box"], box_adjust)
-                w, h = r.get("width") or math.inf, r.get("height") or math.inf
-                d["box"] = [min(max(b[0], 0), w), min(max(b[1], 0), h), min(max(b[2], 0), w), min(max(b[3], 0), h)]
+                w, h = r.get("width") or math.inf, r.get("height") or math.inf   # clipped to the image, as `FaceFinder` does
+                d["box"] = np.clip(adjust_box(d["box"], box_adjust), 0, [w, h, w, h]).tolist()
             pr = d.get("probs")
             if class_bias is not None and isinstance(pr, Mapping) and all(pr.get(c) is not None for c in CLASSES):
                 p = apply_class_bias([pr[c] for c in CLASSES], class_bias)[0]
