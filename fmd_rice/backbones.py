@@ -20,13 +20,15 @@ import pandas as pd
 
 from .core import (CLASSES, FmdRiceError, ImageError, atomic_path, class_index, save_figure, to_jsonable, weights_dir,
                            write_json, write_text)
+from .data import CROP_MARGIN
 
 # %% auto #0
-__all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'PROFILES', 'MODELS_DIR', 'DEFAULT_MODEL', 'ModelError', 'preprocess_layer',
-           'keras_cache_dir', 'resolve_weights', 'build_classifier', 'feature_model', 'trainable_params',
-           'classification_metrics', 'fit_resumable', 'image_dataset', 'extract_features', 'train_head',
-           'corpus_splits', 'model_fn', 'predict_images', 'evaluate_model', 'inference_ms', 'train_backbone',
-           'profile_settings', 'results_table', 'plot_histories', 'plot_confusion', 'sha256_file', 'Classifier',
+__all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'PROFILES', 'CROWD_PROFILES', 'SELECTION', 'CROWD_SOURCE_CAP', 'MODELS_DIR',
+           'DEFAULT_MODEL', 'SOURCE_NAMES', 'ModelError', 'preprocess_layer', 'keras_cache_dir', 'resolve_weights',
+           'build_classifier', 'feature_model', 'trainable_params', 'classification_metrics', 'fit_resumable',
+           'image_dataset', 'extract_features', 'train_head', 'corpus_splits', 'model_fn', 'predict_images',
+           'evaluate_model', 'inference_ms', 'train_backbone', 'crowd_settings', 'profile_settings', 'detector_boxes',
+           'crowd_corpus', 'results_table', 'plot_histories', 'plot_confusion', 'sha256_file', 'Classifier',
            'load_classifier', 'classify_paths', 'export_default']
 
 # %% ../nbs/04_backbones.ipynb #6486c3a3
@@ -382,6 +384,7 @@ def train_backbone(name:str, # a key of `BACKBONES`
                    max_eval_per_class:int|None=None, # subsample val/test rows per (class, source)
                    seed:int=0,
                    run_name:str|None=None, # sub-folder name (default: the backbone name)
+                   corpus:pd.DataFrame|None=None, # train on this corpus (`split` column) instead of the paper's (`corpus_splits`)
                    verbose:int=0,
                   )->dict: # the result (also in out_dir/<run name>/result.json)
     "Train one backbone as a three-class mask classifier, evaluate it, and record where its weights came from."
@@ -395,6 +398,8 @@ def train_backbone(name:str, # a key of `BACKBONES`
                   fine_tune_epochs=fine_tune_epochs if (frozen and fine_tune) else 0, patience=patience, dropout=dropout, hidden=hidden,
                   degraded_passes=degraded_passes if frozen else 0, max_per_class=max_per_class,
                   max_eval_per_class=max_eval_per_class, seed=seed)
+    if corpus is not None:  # the corpus is part of the configuration (the paper's corpus leaves it out, as before)
+        config["corpus"] = dict(rows=len(corpus), key=_key(*corpus.path, *corpus.label, *corpus.split))
     run = Path(out_dir)/(run_name or name)
     rp = run/"result.json"
     if rp.exists():
@@ -403,7 +408,9 @@ def train_backbone(name:str, # a key of `BACKBONES`
     run.mkdir(parents=True, exist_ok=True)
     ck = f"{_key(json.dumps(to_jsonable(config), sort_keys=True))}"  # checkpoints belong to one configuration
     work = Path(work) if work else Path(out_dir)/"features"
-    splits = corpus_splits(data_root, seed, max_per_class, max_eval_per_class)
+    splits = corpus_splits(data_root, seed, max_per_class, max_eval_per_class) if corpus is None else \
+             {sp: _subsample(corpus[corpus.split == sp], max_per_class if sp == "train" else max_eval_per_class, seed)
+              for sp in ("train", "val", "test")}
     from fmd_rice.data import class_weights
     cw = class_weights(splits["train"], "train")
     ytr = np.array([class_index(l) for l in splits["train"].label]); yva = np.array([class_index(l) for l in splits["val"].label])
@@ -454,6 +461,8 @@ def train_backbone(name:str, # a key of `BACKBONES`
                epochs_run=len(history), train_time_s=round(train_s, 1),
                feature_time_s=None if ftime["unknown"] or not frozen else round(ftime["seconds"], 1), class_weights=cw,
                n={s: int(len(d)) for s, d in splits.items()}, metrics=metrics,
+               n_by_source={s: {src: {c: int(((d.source == src) & (d.label == c)).sum()) for c in CLASSES}
+                                for src in sorted(d.source.unique())} for s, d in splits.items()},
                infer_ms_per_face_b32=round(inference_ms(model, img_size), 3), history=history,
                model_path=str(run/"model.keras"), date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     write_json(run/"history.json", history)
@@ -471,6 +480,26 @@ PROFILES = {
               "scratch": dict(img_size=224, epochs=30, patience=5, batch_size=32)},
 }
 
+CROWD_PROFILES = {  # the crowd classifier the detector ships (`nbs/paper/03_classifier.ipynb`); backbone and size from the selection step
+    "smoke": dict(backbone="mobilenet", img_size=64, epochs=2, degraded_passes=1, max_per_class=48, max_eval_per_class=24,
+                  fine_tune=10, fine_tune_epochs=1, fine_tune_lr=3e-5, per_face=1),
+    "cpu": dict(backbone="mobilenet", img_size=96, epochs=60, degraded_passes=2, patience=6,
+                fine_tune=30, fine_tune_epochs=2, fine_tune_lr=3e-5, per_face=3),
+    "paper": dict(backbone="mobilenet", img_size=96, epochs=60, degraded_passes=2, patience=6,
+                  fine_tune=60, fine_tune_epochs=8, fine_tune_lr=3e-5, per_face=3),
+}
+SELECTION = {  # the candidates of the selection step (`nbs/paper/classifier_selection.ipynb`): head on frozen features only
+    "smoke": dict(backbones=("mobilenet",), sizes=(64,), train=dict(epochs=2, degraded_passes=1, max_per_class=48, max_eval_per_class=24)),
+    "cpu": dict(backbones=("mobilenet", "mobilenetv2"), sizes=(64, 96, 128), train=dict(epochs=60, degraded_passes=2, patience=6)),
+}
+
+def crowd_settings(profile:str, # a key of `CROWD_PROFILES`
+                  )->tuple[str, dict, dict]: # (backbone, `train_backbone` keywords, `crowd_corpus` keywords)
+    "The crowd classifier's backbone, training settings and corpus settings for `profile`."
+    if profile not in CROWD_PROFILES: raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(CROWD_PROFILES)}")
+    s = dict(CROWD_PROFILES[profile])
+    return s.pop("backbone"), {k: v for k, v in s.items() if k != "per_face"}, {"per_face": s["per_face"]}
+
 def profile_settings(profile:str, # a key of `PROFILES`
                      name:str, # a backbone
                      weights:str|Path="auto",
@@ -481,6 +510,81 @@ def profile_settings(profile:str, # a key of `PROFILES`
     p = PROFILES[profile]
     rec = resolve_weights(name, p["pretrained"]["img_size"], weights, weights_dir)
     return dict(p["pretrained"] if rec["source"] == "imagenet" else p["scratch"], weights=weights, weights_dir=weights_dir)
+
+# %% ../nbs/04_backbones.ipynb #a81f6284
+def detector_boxes(images:list, # `VocImage`s (`fmd_rice.data.load_ilc2021`)
+                   box_adjust:tuple|None, # the detector's box convention (`fmd_rice.faces.adjust_box`)
+                   cache:str|Path|None=None, # JSON file of the faces found per photo (reused, written atomically)
+                   long_side:int|None=960, upscale:bool=True, # RetinaFace's resizing (the `accurate` preset's)
+                   iou_thr:float=0.5, # a RetinaFace face and an annotated face match at this IoU
+                   progress:bool=False,
+                  )->tuple[dict, dict]: # (stem -> per annotated face, the adjusted RetinaFace box or `None`; statistics)
+    "RetinaFace's boxes for the annotated faces of `images`, and how far they are from the annotations."
+    from fmd_rice.faces import FaceFinder, adjust_box, match
+    found = json.loads(Path(cache).read_text()) if cache and Path(cache).exists() else {}
+    finder, fresh = FaceFinder(long_side=long_side, upscale=upscale), 0
+    it = images
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(images, desc="RetinaFace", unit="photo")
+    for v in it:
+        if v.stem not in found:
+            found[v.stem] = [[*f.box, f.score] for f in finder(v.path)]; fresh += 1
+            if cache and fresh % 100 == 0: write_json(cache, found)
+    if cache and fresh: write_json(cache, found)
+    out, d = {}, []
+    for v in images:
+        raw = np.asarray(found[v.stem], float).reshape(-1, 5)
+        m = match([f.box for f in v.faces], raw[:, :4], raw[:, 4], iou_thr)
+        boxes = [None] * len(v.faces)
+        for gi, di in m.pairs:
+            W, H = v.width, v.height
+            b = np.clip(adjust_box(raw[di, :4], box_adjust), 0, [W, H, W, H])
+            boxes[gi] = tuple(float(x) for x in b)
+            g = v.faces[gi].box; gw, gh = g[2] - g[0], g[3] - g[1]; bw, bh = b[2] - b[0], b[3] - b[1]
+            d.append(((b[0] + b[2] - g[0] - g[2]) / 2 / gw, (b[1] + b[3] - g[1] - g[3]) / 2 / gh, np.log(bw / gw), np.log(bh / gh)))
+        out[v.stem] = boxes
+    d = np.asarray(d).reshape(-1, 4); n = sum(len(v.faces) for v in images)
+    stats = dict(faces=n, matched=len(d), matched_share=len(d) / max(n, 1),
+                 mean=[round(float(x), 4) for x in d.mean(0)] if len(d) else None,
+                 jitter=tuple(round(float(x), 4) for x in d.std(0)) if len(d) else None)
+    return out, stats
+
+# %% ../nbs/04_backbones.ipynb #99b3fc0b
+CROWD_SOURCE_CAP = 2500  # Kaggle 12K training crops kept per class in the crowd corpus (web crops would drown the real faces)
+
+def crowd_corpus(data_root_=None, # data root (else `$FMD_RICE_DATA`): kaggle12k/, maskedface-net/, ilc2021/, kaggle853/
+                 folder:str|Path="runs/crowd", # crop files and the RetinaFace cache go here (never into the data folders)
+                 box_adjust:tuple|None=None, # the detector's box convention (fitted on the Kaggle 853 dev part)
+                 margin:float=CROP_MARGIN, # the detector's crop margin
+                 size:int=128, # side of the crop files (the pipeline resizes them to the model's input)
+                 per_face:int=3, # crowd-scale crops per ILC face, besides one at its own size
+                 web_per_class:int|None=CROWD_SOURCE_CAP, # Kaggle 12K training crops kept per class (`None`: all)
+                 seed:int=0,
+                 limit:int|None=None, # only this many ILC photos and web crops per split and class (a quick run)
+                 progress:bool=False,
+                )->pd.DataFrame: # corpus rows (`fmd_rice.data.CROWD_COLUMNS`); `attrs`: box statistics and widths used
+    "The crowd classifier's corpus: Kaggle 12K + MaskedFace-Net (degraded when training) and ILC 2021 faces cut as the detector cuts them."
+    from fmd_rice.data import build_corpus, dev_split, ilc_split, load_ilc2021, load_kaggle853, voc_faces, write_crowd_crops
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    web = build_corpus(data_root_, seed=seed)
+    keep = web[(web.source == "kaggle12k") & (web.split == "train")]
+    if web_per_class: keep = keep.groupby("label", group_keys=False).apply(lambda g: g.sample(min(len(g), web_per_class), random_state=seed))
+    web = pd.concat([web[~((web.source == "kaggle12k") & (web.split == "train"))], keep]).sort_index().assign(degrade=True, width=np.nan, box_source="web")
+    ilc, _ = load_ilc2021(data_root_)
+    split = ilc_split(ilc, seed)
+    if limit:
+        ilc = [v for s in ("train", "val", "test") for v in [v for v in ilc if split[v.stem] == s][:limit]]
+        web = web.groupby(["split", "label"], group_keys=False).apply(lambda g: g.head(limit))
+    dev, _ = dev_split(load_kaggle853(data_root_)[0])
+    widths = voc_faces(dev).width.to_numpy()  # crowd sizes: the dev part's face widths (the only Kaggle 853 figure used)
+    boxes, stats = detector_boxes(ilc, box_adjust, folder/"retinaface_ilc2021.json", progress=progress)
+    crops = write_crowd_crops(ilc, split, folder/f"crops_{size}_m{margin}_{_key(box_adjust, per_face, seed)}", widths, boxes,
+                              jitter=stats["jitter"], per_face=per_face, margin=margin, size=size, seed=seed)
+    df = pd.concat([web, crops], ignore_index=True)
+    df.attrs.update(boxes=stats, dev_widths=dict(n=len(widths), median=float(np.median(widths))),
+                    box_adjust=box_adjust, margin=margin, per_face=per_face, web_per_class=web_per_class)
+    return df
 
 # %% ../nbs/04_backbones.ipynb #3d24a3cd
 def _r(x, n=4): return None if x is None else round(float(x), n)
@@ -571,12 +675,12 @@ class Classifier:
     "A trained mask classifier: `predict(crops) -> probs [N,3]` in `CLASSES` order, plus its size, margin and card."
     def __init__(self, model, # a Keras model: RGB float 0-255 [N,S,S,3] -> probs [N,3]
                  card:dict|None=None, # the model card
-                 margin:float|None=None, # crop margin (else the card's, else 0.25)
+                 margin:float|None=None, # crop margin (else the card's, else `CROP_MARGIN`)
                  max_batch:int=128, # largest batch of one model call
                 ):
         self.model, self.card, self.max_batch = model, dict(card or {}), max_batch
         self.img_size = int(model.inputs[0].shape[1])
-        self.margin = float(margin if margin is not None else self.card.get("margin", 0.25))
+        self.margin = float(margin if margin is not None else self.card.get("margin", CROP_MARGIN))
         tf = _tf()
         self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
                                input_signature=[tf.TensorSpec([None, self.img_size, self.img_size, 3], tf.float32)])
@@ -603,6 +707,12 @@ class Classifier:
     def labels(self, crops)->list[str]:
         "The most probable class of each crop."
         return [CLASSES[i] for i in self.predict(crops).argmax(1)]
+
+    @property
+    def corrections(self)->dict:
+        "The corrections fitted for this classifier (its card's `box_adjust` and `class_bias`; `None` where absent)."
+        c = self.card.get("corrections") or {}
+        return {k: None if c.get(k) is None else tuple(float(v) for v in c[k]) for k in ("box_adjust", "class_bias")}
 
     def __repr__(self): return f"Classifier({self.name}, {self.img_size}px, margin {self.margin})"
 
@@ -657,9 +767,25 @@ def classify_paths(paths, # image files or folders, each image taken as one face
     return out
 
 # %% ../nbs/04_backbones.ipynb #48b499ca
+SOURCE_NAMES = {"kaggle12k": "Kaggle 12K", "maskedface-net": "MaskedFace-Net", "ilc2021": "ILC 2021"}
+
+def _portable(rec:dict)->dict:
+    "A weights record with its file named relative to the weights folder, never by an absolute path."
+    rec = dict(rec)
+    if rec.get("file"): rec["file"] = Path(rec["file"]).name; rec["folder"] = "$FMD_RICE_WEIGHTS (or Keras' cache)"
+    return rec
+
+def _training_sets(result:dict)->dict:
+    "Faces per source, split and class of a result, and a one-line description."
+    nbs = result.get("n_by_source") or {}
+    tot = {src: sum(sum(d.get(src, {}).values()) for d in nbs.values()) for src in {s for d in nbs.values() for s in d}}
+    line = ", ".join(f"{SOURCE_NAMES.get(s, s)} {n:,}" for s, n in sorted(tot.items())) + "; never Kaggle 853 (its dev part chose settings only)"
+    return {"data": line if nbs else "Kaggle 12K + MaskedFace-Net; never Kaggle 853", "training_sets": nbs}
+
 def export_default(result:dict, # a `train_backbone` result (its `model_path` is exported)
                    dest:str|Path|None=None, # the `.keras` path; `None`: the packaged default model
-                   margin:float=0.25, # crop margin the detector should use with it
+                   margin:float=CROP_MARGIN, # crop margin the detector uses with it (the one its training crops used)
+                   corrections:dict|None=None, # {"box_adjust": ..., "class_bias": ...} the detector applies with it
                    extra:dict|None=None, # more card fields
                   )->dict: # the card
     "Copy a trained model to `dest` (atomically) and write its model card `<stem>.json` with the file's sha256."
@@ -667,13 +793,14 @@ def export_default(result:dict, # a `train_backbone` result (its `model_path` is
     data = Path(result["model_path"]).read_bytes()
     with atomic_path(dest) as tmp: tmp.write_bytes(data); tmp.chmod(0o644)
     m = result["metrics"]
+    config = {**result["config"], "weights": _portable(result["config"]["weights"])}
     card = {"backbone": result["backbone"], "display": result["display"], "weights": result["weights"]["label"],
-            "weights_record": result["weights"], "training": result["mode"], "img_size": result["img_size"],
+            "weights_record": _portable(result["weights"]), "training": result["mode"], "img_size": result["img_size"],
             "input": "RGB float 0-255, [N, img_size, img_size, 3]; preprocessing is inside the model",
             "classes": list(CLASSES), "margin": margin,
             "margin_note": "square crop side = face box long side x (1 + margin), as fmd_rice.data.crop_face",
-            "data": "Kaggle 12K (own Train/Validation/Test) + MaskedFace-Net CMFD/IMFD subset (split 70/15/15 by FFHQ id); "
-                    "never Kaggle 853", "splits": result["n"], "config": result["config"],
+            **_training_sets(result), "splits": result["n"], "config": config,
+            "corrections": {"box_adjust": None, "class_bias": None, **(corrections or {})},
             "metrics": {k: {kk: m[k][kk] for kk in ("n", "accuracy", "loss", "macro_f1", "per_class", "confusion")} for k in m},
             "epochs_run": result["epochs_run"], "train_time_s": result["train_time_s"],
             "trained": result["date"], "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),

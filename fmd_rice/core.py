@@ -17,9 +17,10 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of notebooks and the CLI
 
 # %% auto #0
-__all__ = ['CLASSES', 'KAGGLE853_LABELS', 'ENV_DATA', 'ENV_WEIGHTS', 'ENV_CACHE', 'class_index', 'FmdRiceError', 'ImageError',
-           'DataError', 'MissingDependencyError', 'data_root', 'weights_dir', 'cache_dir', 'atomic_path', 'write_bytes',
-           'write_text', 'to_jsonable', 'write_json', 'markdown_table', 'write_table', 'save_figure']
+__all__ = ['CLASSES', 'KAGGLE853_LABELS', 'ILC2021_LABELS', 'VOC_LABELS', 'ENV_DATA', 'ENV_WEIGHTS', 'ENV_CACHE', 'class_index',
+           'FmdRiceError', 'ImageError', 'DataError', 'MissingDependencyError', 'data_root', 'weights_dir', 'cache_dir',
+           'atomic_path', 'write_bytes', 'write_text', 'to_jsonable', 'write_json', 'markdown_table', 'write_table',
+           'save_figure']
 
 # %% ../nbs/00_core.ipynb #7a8247b6
 CLASSES = ("correct_mask", "incorrect_mask", "no_mask")
@@ -29,6 +30,12 @@ KAGGLE853_LABELS = {
     "mask_weared_incorrect": "incorrect_mask",
     "without_mask": "no_mask",
 }
+ILC2021_LABELS = {  # the ILC 2021 set's own VOC names
+    "with_mask": "correct_mask",
+    "with_incorrect_mask": "incorrect_mask",
+    "without_mask": "no_mask",
+}
+VOC_LABELS = {**KAGGLE853_LABELS, **ILC2021_LABELS}  # either set's names: what a VOC folder may use
 
 # %% ../nbs/00_core.ipynb #6d641ad8
 def class_index(name:str # one of `CLASSES`

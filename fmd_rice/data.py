@@ -19,18 +19,22 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from .core import (CLASSES, KAGGLE853_LABELS, DataError, ImageError, MissingDependencyError, class_index,
-                           data_root, markdown_table)
+from .core import (CLASSES, ILC2021_LABELS, KAGGLE853_LABELS, VOC_LABELS, DataError, ImageError, MissingDependencyError, class_index,
+                           data_root, markdown_table, write_bytes)
 from .images import IMAGE_EXTS, read_image
 
 # %% auto #0
-__all__ = ['BOX_TOLERANCE', 'SOURCES', 'SPLITS_12K', 'LABELS_12K', 'IMFD_SUBTYPES', 'CORPUS_COLUMNS', 'SPLIT_FRACTIONS',
-           'WIDTH_QUANTILES', 'KAGGLE_HANDLES', 'crop_face', 'crop_faces', 'GtFace', 'VocImage', 'DataIssue',
-           'load_kaggle853', 'dev_split', 'kaggle853_faces', 'load_kaggle12k', 'load_maskedface', 'group_split',
-           'build_corpus', 'class_weights', 'corpus_table', 'degrade', 'augment_image', 'make_dataset',
-           'kaggle853_summary', 'sample_figure', 'download_kaggle', 'check_data', 'format_check']
+__all__ = ['CROP_MARGIN', 'BOX_TOLERANCE', 'SOURCES', 'kaggle853_faces', 'SPLITS_12K', 'LABELS_12K', 'IMFD_SUBTYPES',
+           'CORPUS_COLUMNS', 'SPLIT_FRACTIONS', 'CONTRIB_SPLIT', 'CROWD_COLUMNS', 'WIDTH_QUANTILES', 'KAGGLE_HANDLES',
+           'CORRECTED', 'crop_face', 'crop_faces', 'GtFace', 'VocImage', 'DataIssue', 'load_voc', 'load_kaggle853',
+           'load_ilc2021', 'dev_split', 'voc_faces', 'load_kaggle12k', 'load_maskedface', 'group_split', 'build_corpus',
+           'class_weights', 'corpus_table', 'ilc_split', 'ilc_summary', 'shrink_photo', 'crowd_crop', 'jitter_box',
+           'write_crowd_crops', 'degrade', 'augment_image', 'make_dataset', 'kaggle853_summary', 'sample_figure',
+           'download_kaggle', 'check_data', 'format_check']
 
 # %% ../nbs/03_data.ipynb #8cea45eb
+CROP_MARGIN = 0.1  # the crop margin of the detector and of its classifier's training crops (chosen on the Kaggle 853 dev part)
+
 def _square(box, margin:float)->tuple[int, int, int]:
     "Integer (x0, y0, side) of the square crop around `box`."
     x1, y1, x2, y2 = (float(v) for v in box)
@@ -41,7 +45,7 @@ def _square(box, margin:float)->tuple[int, int, int]:
 
 def crop_face(image:np.ndarray, # RGB `uint8` HxWx3
               box, # (x1, y1, x2, y2) in pixels of `image`
-              margin:float=0.25, # extra side length, as a fraction of the box's longer side
+              margin:float=CROP_MARGIN, # extra side length, as a fraction of the box's longer side
               size:int|None=None, # resize the square to `size` x `size`; `None` keeps its pixels
               pad:str="edge", # "edge" repeats border pixels, "constant" pads with zeros
              )->np.ndarray: # square RGB `uint8` crop
@@ -69,7 +73,7 @@ def crop_face(image:np.ndarray, # RGB `uint8` HxWx3
 
 def crop_faces(image:np.ndarray, # RGB `uint8` HxWx3
                boxes, # N boxes (x1, y1, x2, y2)
-               margin:float=0.25, # as in `crop_face`
+               margin:float=CROP_MARGIN, # as in `crop_face`
                size:int=224, # side of every crop
                pad:str="edge", # as in `crop_face`
               )->np.ndarray: # `uint8` [N, size, size, 3]
@@ -83,7 +87,7 @@ BOX_TOLERANCE = 2.0  # pixels a VOC box may leave the image before it is reporte
 
 @dataclass
 class GtFace:
-    "One annotated face of Kaggle 853."
+    "One annotated face of a VOC data set (Kaggle 853, ILC 2021)."
     box: tuple  # (x1, y1, x2, y2) float pixels, clipped to the image
     label: str  # one of `CLASSES`
     difficult: bool = False
@@ -97,17 +101,18 @@ class GtFace:
 
 @dataclass
 class VocImage:
-    "One Kaggle 853 photo and its faces."
+    "One photo of a VOC data set and its faces."
     path: Path
     stem: str
     width: int
     height: int
     faces: list = field(default_factory=list)
     annotation: Path|None = None
+    branch: str|None = None  # ILC 2021: "main" (reviewed by its authors) or "contrib" (never reviewed)
 
     def to_dict(self)->dict:
         return dict(path=str(self.path), stem=self.stem, width=self.width, height=self.height,
-                    faces=[f.to_dict() for f in self.faces])
+                    faces=[f.to_dict() for f in self.faces], branch=self.branch)
 
 class DataIssue(NamedTuple):
     "A file a loader could not use (or used with a correction), and why."
@@ -120,6 +125,7 @@ SOURCES = {  # folder name under the data root, and how to get the data set
     "kaggle853": "https://www.kaggle.com/datasets/andrewmvd/face-mask-detection (unzip so that images/ and annotations/ sit side by side)",
     "kaggle12k": "https://www.kaggle.com/datasets/ashishjangra27/face-mask-12k-images-dataset (unpacks as 'Face Mask Dataset/Train|Validation|Test/WithMask|WithoutMask')",
     "maskedface-net": "https://github.com/cabani/MaskedFace-Net (CMFD/ and IMFD/, any sub-folders)",
+    "ilc2021": "https://www.kaggle.com/datasets/jolignier/face-mask-dataset-ilc-2021 (images/ and annotations/ side by side, sources.csv beside them)",
 }
 
 def _candidates(root:Path, name:str)->list[Path]:
@@ -145,7 +151,7 @@ def _bool(el, tag:str)->bool:
     try: return bool(int(float(t.strip()))) if t and t.strip() else False
     except ValueError: return False
 
-def _parse_voc(xml:Path, img:Path|None, issues:list)->VocImage|None:
+def _parse_voc(xml:Path, img:Path|None, issues:list, labels:dict=VOC_LABELS)->VocImage|None:
     "One VOC annotation -> `VocImage` (issues appended); `None` when the file cannot be used at all."
     try: root = ET.parse(xml).getroot()
     except (ET.ParseError, OSError) as e:
@@ -162,7 +168,7 @@ def _parse_voc(xml:Path, img:Path|None, issues:list)->VocImage|None:
     faces = []
     for i, o in enumerate(root.iter("object")):
         name = (o.findtext("name") or "").strip()
-        if name not in KAGGLE853_LABELS:
+        if name not in labels:
             issues.append(DataIssue(str(xml), f"object {i}: unknown label {name!r}; skipped")); continue
         try: b = [float(o.findtext(f"bndbox/{k}").strip()) for k in ("xmin", "ymin", "xmax", "ymax")]
         except (AttributeError, TypeError, ValueError):
@@ -172,24 +178,46 @@ def _parse_voc(xml:Path, img:Path|None, issues:list)->VocImage|None:
         if c[2] <= c[0] or c[3] <= c[1]:
             issues.append(DataIssue(str(xml), f"object {i}: box {b} has no area inside the {W}x{H} image; skipped")); continue
         if out > BOX_TOLERANCE: issues.append(DataIssue(str(xml), f"object {i}: box {b} leaves the {W}x{H} image by {out:g} px; clipped"))
-        faces.append(GtFace(c, KAGGLE853_LABELS[name], _bool(o, "difficult"), _bool(o, "truncated")))
+        faces.append(GtFace(c, labels[name], _bool(o, "difficult"), _bool(o, "truncated")))
     return VocImage(img, img.stem, W, H, faces, xml)
 
 def _has_voc(p:Path)->bool: return (p/"annotations").is_dir() and (p/"images").is_dir()
 
-def load_kaggle853(root=None, # data root, or the folder holding `images/` and `annotations/`
-                  )->tuple[list, list]: # (`VocImage`s sorted by image number, `DataIssue`s)
-    "Read every Kaggle 853 annotation and match its image by file stem; bad files are reported, never fatal."
-    d = _locate(root, "kaggle853", _has_voc, "a folder with images/ (png or jpg) and annotations/ (VOC xml)")
+def load_voc(folder, # a folder holding `images/` and `annotations/` (VOC xml, matched to images by file stem)
+             labels:dict=VOC_LABELS, # VOC object name -> class; other names are reported and skipped
+            )->tuple[list, list]: # (`VocImage`s sorted by the number at the end of their stem, then by stem; `DataIssue`s)
+    "Read every VOC annotation of `folder` and match its image by file stem; bad files are reported, never fatal."
+    d = Path(folder)
+    if not _has_voc(d): raise DataError(f"{d}: expected images/ and annotations/ (VOC xml) side by side")
     imgs = {p.stem: p for p in sorted((d/"images").iterdir()) if p.suffix.lower() in (".png", ".jpg", ".jpeg")}
     xmls = sorted((d/"annotations").glob("*.xml"))
     issues, out = [], []
     for x in xmls:
-        v = _parse_voc(x, imgs.get(x.stem), issues)
+        v = _parse_voc(x, imgs.get(x.stem), issues, labels)
         if v is not None: out.append(v)
     for s in sorted(set(imgs) - {x.stem for x in xmls}): issues.append(DataIssue(str(imgs[s]), "image without annotation"))
     out.sort(key=lambda v: (_stem_number(v.stem) is None, _stem_number(v.stem) or 0, v.stem))
     return out, issues
+
+def load_kaggle853(root=None, # data root, or the folder holding `images/` and `annotations/`
+                  )->tuple[list, list]: # (`VocImage`s sorted by image number, `DataIssue`s)
+    "Kaggle 853 (`load_voc` with its label names)."
+    d = _locate(root, "kaggle853", _has_voc, "a folder with images/ (png or jpg) and annotations/ (VOC xml)")
+    return load_voc(d, KAGGLE853_LABELS)
+
+def _has_ilc(p:Path)->bool: return _has_voc(p) and (p/"sources.csv").is_file()
+
+def load_ilc2021(root=None, # data root, or the `ilc2021` folder (`images/`, `annotations/`, `sources.csv`)
+                )->tuple[list, list]: # (`VocImage`s with their `branch`, sorted by stem; `DataIssue`s)
+    "ILC 2021 (`load_voc` with its label names), each photo's branch taken from `sources.csv`."
+    d = _locate(root, "ilc2021", _has_ilc, "images/, annotations/ (VOC xml) and sources.csv")
+    imgs, issues = load_voc(d, ILC2021_LABELS)
+    src = pd.read_csv(d/"sources.csv", dtype={"stem": str})
+    branch = dict(zip(src.stem, src.branch))
+    for v in imgs:
+        v.branch = branch.get(v.stem)
+        if v.branch is None: issues.append(DataIssue(str(v.path), "not listed in sources.csv: branch unknown, treated as contrib"))
+    return imgs, issues
 
 def dev_split(images:list, # `VocImage`s (or anything with `.stem`)
              )->tuple[list, list]: # (dev part, held-out part)
@@ -197,11 +225,13 @@ def dev_split(images:list, # `VocImage`s (or anything with `.stem`)
     is_dev = lambda v: (n := _stem_number(v.stem)) is not None and n % 10 == 0
     return [v for v in images if is_dev(v)], [v for v in images if not is_dev(v)]
 
-def kaggle853_faces(images:list)->pd.DataFrame:
-    "One row per annotated face: stem, label, box, width, height, difficult."
+def voc_faces(images:list)->pd.DataFrame:
+    "One row per annotated face of `VocImage`s: stem, label, box, width, height, difficult."
     rows = [dict(stem=v.stem, label=f.label, x1=f.box[0], y1=f.box[1], x2=f.box[2], y2=f.box[3],
                  width=f.width, height=f.height, difficult=f.difficult) for v in images for f in v.faces]
     return pd.DataFrame(rows, columns=["stem", "label", "x1", "y1", "x2", "y2", "width", "height", "difficult"])
+
+kaggle853_faces = voc_faces  # the name the paper notebooks use
 
 # %% ../nbs/03_data.ipynb #fdef657a
 SPLITS_12K = {"Train": "train", "Validation": "val", "Test": "test"}
@@ -287,6 +317,110 @@ def corpus_table(df:pd.DataFrame)->pd.DataFrame:
     t.loc["total"] = t.sum(axis=0)
     t.index.name, t.columns.name = "class", "split"
     return t
+
+# %% ../nbs/03_data.ipynb #b4a78856
+CONTRIB_SPLIT = "train"  # where ILC 2021's unreviewed contrib photos go (a sample was checked: see above)
+
+def ilc_split(images:list, # ILC 2021 `VocImage`s (`load_ilc2021`)
+              seed:int=0, # seed of `group_split`
+              contrib:str=CONTRIB_SPLIT, # split of the contrib photos ("train", or "excluded")
+             )->dict: # stem -> "train" / "val" / "test" / "excluded"
+    "ILC 2021's documented split by photo: reviewed (main) photos 70/15/15 by a seeded hash of the stem; contrib photos to `contrib`."
+    main = [v.stem for v in images if v.branch == "main"]
+    out = dict(zip(main, group_split(main, seed)))
+    out.update({v.stem: contrib for v in images if v.branch != "main"})
+    return out
+
+def ilc_summary(images:list, # ILC 2021 `VocImage`s
+                split:dict|None=None, # `ilc_split` (computed when `None`)
+               )->pd.DataFrame: # photos and faces per class, by split and branch
+    "Photos and faces per class of each ILC 2021 split and branch."
+    split = split or ilc_split(images)
+    f = voc_faces(images)
+    f["split"] = f.stem.map(split)
+    f["branch"] = f.stem.map({v.stem: v.branch for v in images})
+    f = pd.concat([f, f.assign(split="total", branch="all")], ignore_index=True)
+    t = f.groupby(["split", "branch"]).agg(photos=("stem", "nunique"), faces=("label", "size"),
+                                           **{c: ("label", lambda s, c=c: int((s == c).sum())) for c in CLASSES})
+    return t.reindex([k for k in t.index if k[0] != "total"] + [("total", "all")])
+
+# %% ../nbs/03_data.ipynb #d959ef35
+def shrink_photo(image:np.ndarray, # RGB `uint8`
+                 scale:float, # resize factor (<= 1 shrinks; 1 keeps the size)
+                 quality:int|None=None, # JPEG quality at the new size; `None`: no compression
+                )->np.ndarray: # RGB `uint8`
+    "The photo shrunk by `scale` (area interpolation) and JPEG-compressed at that size, as a small face's photo is."
+    if scale < 1:
+        h, w = image.shape[:2]
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    if quality is not None:
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok: raise ImageError("array", "JPEG encoding failed")
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    return np.ascontiguousarray(image)
+
+def crowd_crop(image:np.ndarray, # the whole photo, RGB `uint8`
+               box, # the face's box (x1, y1, x2, y2) in `image` pixels
+               width:float, # face width to shrink to (pixels); a narrower face is left as it is
+               margin:float=CROP_MARGIN, # as in `crop_face`
+               size:int=128, # side of the crop
+               quality:int|None=75, # JPEG quality of the shrunk photo
+              )->np.ndarray: # `uint8` [size, size, 3]
+    "The crop the detector would cut from `image` if its face were only `width` pixels wide."
+    s = min(1.0, float(width) / max(float(box[2]) - float(box[0]), 1.0))
+    return crop_face(shrink_photo(image, s, quality), [float(v) * s for v in box], margin, size)
+
+def jitter_box(box, # (x1, y1, x2, y2)
+               rng:np.random.Generator,
+               jitter:tuple, # standard deviations: (centre x, centre y) as fractions of width/height, (log width, log height)
+              )->tuple:
+    "A box moved and rescaled at random, as much as a face detector's boxes differ from annotated ones."
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = x2 - x1, y2 - y1
+    cx, cy = (x1 + x2) / 2 + rng.normal(0, jitter[0]) * w, (y1 + y2) / 2 + rng.normal(0, jitter[1]) * h
+    w, h = w * math.exp(rng.normal(0, jitter[2])), h * math.exp(rng.normal(0, jitter[3]))
+    return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+# %% ../nbs/03_data.ipynb #31bf03bf
+CROWD_COLUMNS = CORPUS_COLUMNS + ["degrade", "width", "box_source"]
+
+def write_crowd_crops(images:list, # `VocImage`s whose faces become crops
+                      split:dict, # stem -> split ("excluded" photos are left out)
+                      folder, # where the crop files go (a cache folder, never a data folder)
+                      widths, # face widths to draw crowd-scale widths from (e.g. the Kaggle 853 dev part's)
+                      boxes:dict|None=None, # stem -> per annotated face, the box to cut (e.g. RetinaFace's) or `None`
+                      jitter:tuple|None=None, # `jitter_box` for faces without a box in `boxes`; `None`: the annotated box
+                      per_face:int=3, # crowd-scale crops per face, besides one at the photo's own size
+                      min_width:float=8.0, # never shrink a face below this width
+                      margin:float=CROP_MARGIN, size:int=128, # as in `crop_face`
+                      quality:tuple=(40, 95), # JPEG quality range of the shrunk photo
+                      source:str="ilc2021", # the rows' `source`
+                      seed:int=0,
+                     )->pd.DataFrame: # columns `CROWD_COLUMNS`, one row per crop
+    "Crops of every face at its own size and at `per_face` crowd sizes, as PNG files in `folder` (reused when present)."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    widths = np.clip(np.asarray(widths, float), min_width, None)
+    rows, boxes = [], boxes or {}
+    for v in images:
+        sp = split.get(v.stem, "excluded")
+        if sp == "excluded" or not v.faces: continue
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"{seed}:{v.stem}".encode()).digest()[:8], "big"))
+        photo, det = None, boxes.get(v.stem) or [None] * len(v.faces)
+        for i, f in enumerate(v.faces):
+            b, how = (det[i], "retinaface") if det[i] is not None else \
+                     ((jitter_box(f.box, rng, jitter), "jittered") if jitter is not None else (f.box, "annotated"))
+            for k in range(per_face + 1):
+                w = float(rng.choice(widths)) if k else math.inf
+                q = int(rng.integers(quality[0], quality[1] + 1))
+                p = folder/f"{v.stem}_{i:03d}_{k}.png"
+                if not p.exists():
+                    if photo is None: photo = read_image(v.path)
+                    crop = crowd_crop(photo, b, w, margin, size, q if k else None)
+                    ok, buf = cv2.imencode(".png", np.ascontiguousarray(crop[..., ::-1]))
+                    write_bytes(p, buf.tobytes())
+                rows.append(dict(path=str(p), label=f.label, source=source, split=sp, group=f"{source}:{v.stem}",
+                                 degrade=k == 0, width=min(w, f.width), box_source=how))
+    return pd.DataFrame(rows, columns=CROWD_COLUMNS)
 
 # %% ../nbs/03_data.ipynb #5fe053f3
 def _tf():
@@ -374,12 +508,14 @@ def make_dataset(data, # a corpus DataFrame (`path`, `label`), a (paths, labels)
     "A batched, prefetched tf.data pipeline over image files: decode, resize, cache, augment, preprocess."
     tf = _tf()
     paths, labels = _paths_labels(data)
+    # rows already at crowd scale (`write_crowd_crops`: degrade False) are augmented but never degraded again
+    dp = data["degrade"].fillna(True).astype(float).tolist() if isinstance(data, pd.DataFrame) and "degrade" in data else [1.0] * len(paths)
     AUTO = tf.data.AUTOTUNE
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels if labels is not None else [0] * len(paths)))
-    def load(p, y):
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels if labels is not None else [0] * len(paths), dp))
+    def load(p, y, d):
         img = tf.io.decode_image(tf.io.read_file(p), channels=3, expand_animations=False, dtype=tf.uint8)
         img = tf.image.resize(img, (img_size, img_size), method="bilinear", antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8), tf.cast(y, tf.int32)
+        return tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8), tf.cast(y, tf.int32), tf.cast(d, tf.float32)
     ds = ds.map(load, num_parallel_calls=AUTO, deterministic=True)
     if skip_errors: ds = ds.ignore_errors()
     if cache: ds = ds.cache(cache if isinstance(cache, str) else "")
@@ -387,10 +523,10 @@ def make_dataset(data, # a corpus DataFrame (`path`, `label`), a (paths, labels)
     if repeat: ds = ds.repeat()
     if augment:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        def aug(xy, s):
-            return augment_image(xy[0], tf.cast(s % (2**31 - 1), tf.int32), degrade_p), xy[1]
+        def aug(xyd, s):
+            return augment_image(xyd[0], tf.cast(s % (2**31 - 1), tf.int32), degrade_p * xyd[2]), xyd[1]
         ds = tf.data.Dataset.zip((ds, seeds)).map(aug, num_parallel_calls=AUTO)
-    else: ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTO)
+    else: ds = ds.map(lambda x, y, d: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTO)
     ds = ds.batch(batch_size, num_parallel_calls=AUTO)
     if preprocess is not None: ds = ds.map(lambda x, y: (preprocess(x), y), num_parallel_calls=AUTO)
     if labels is None: ds = ds.map(lambda x, y: x)
@@ -475,6 +611,10 @@ def _verify(paths:Iterable, full:bool)->list:
             bad.append(DataIssue(str(p), getattr(e, "reason", None) or f"unreadable image ({e})"))
     return bad
 
+CORRECTED = ("clipped", "boxes kept in image pixels")  # issue endings that say the loader used the file, corrected
+
+def _corrected(issue:dict)->bool: return issue["reason"].endswith(CORRECTED)
+
 def _counts(s:pd.Series)->dict: return {c: int((s == c).sum()) for c in CLASSES}
 
 def check_data(root=None, # data root (or `$FMD_RICE_DATA`)
@@ -505,7 +645,17 @@ def check_data(root=None, # data root (or `$FMD_RICE_DATA`)
                                                  ffhq_ids=int(m.group.nunique()),
                                                  issues=[i.to_dict() for i in m.attrs["issues"] + _verify(m.path, verify_images)])
     except DataError as e: missing("maskedface-net", e)
-    rep["ok"] = all(d.get("present") and not d["issues"] for d in rep["datasets"].values())
+    try:
+        imgs, issues = load_ilc2021(root)
+        f = voc_faces(imgs); sp = ilc_split(imgs); f["split"] = f.stem.map(sp)
+        issues += _verify([v.path for v in imgs], verify_images)
+        rep["datasets"]["ilc2021"] = dict(present=True, images=len(imgs), faces=len(f), faces_per_class=_counts(f.label),
+                                          branches={b: sum(v.branch == b for v in imgs) for b in ("main", "contrib")},
+                                          per_split={s: dict(photos=sum(x == s for x in sp.values()), **_counts(f[f.split == s].label))
+                                                     for s in ("train", "val", "test")},
+                                          issues=[i.to_dict() for i in issues])
+    except DataError as e: missing("ilc2021", e)
+    rep["ok"] = all(d.get("present") and not any(not _corrected(i) for i in d["issues"]) for d in rep["datasets"].values())
     return rep
 
 def format_check(report:dict)->str:
@@ -517,6 +667,13 @@ def format_check(report:dict)->str:
             c = d["faces_per_class"]
             L.append(f"Kaggle 853: {d['images']:,} images, {d['faces']:,} faces (correct {c['correct_mask']:,} / "
                      f"incorrect {c['incorrect_mask']:,} / no mask {c['no_mask']:,}); dev part {d['dev_images']} images")
+        elif name == "ilc2021":
+            c = d["faces_per_class"]
+            sp = ", ".join(f"{s} {v['photos']:,} photos / {v['correct_mask'] + v['incorrect_mask'] + v['no_mask']:,} faces"
+                           f" ({v['incorrect_mask']} incorrect)" for s, v in d["per_split"].items())
+            L.append(f"ILC 2021: {d['images']:,} photos ({d['branches']['main']:,} main, {d['branches']['contrib']:,} contrib), "
+                     f"{d['faces']:,} faces (correct {c['correct_mask']:,} / incorrect {c['incorrect_mask']:,} / "
+                     f"no mask {c['no_mask']:,}); {sp}")
         elif name == "kaggle12k":
             sp = ", ".join(f"{s} {sum(v.values()):,}" for s, v in d["per_split"].items())
             L.append(f"Kaggle 12K: {d['images']:,} crops (with mask {d['per_class']['correct_mask']:,}, "
@@ -524,6 +681,6 @@ def format_check(report:dict)->str:
         else:
             st = ", ".join(f"{k} {v}" for k, v in sorted(d["imfd_subtypes"].items()))
             L.append(f"MaskedFace-Net: {d['cmfd']:,} CMFD, {d['imfd']:,} IMFD ({st}); {d['ffhq_ids']:,} FFHQ ids")
-        for i in d["issues"]: L.append(f"  ! {i['path']}: {i['reason']}")
-    L.append("OK" if report["ok"] else "PROBLEMS FOUND")
+        for i in d["issues"]: L.append(f"  {'~' if _corrected(i) else '!'} {i['path']}: {i['reason']}")
+    L.append(("OK" if report["ok"] else "PROBLEMS FOUND") + " (! unusable, ~ used with a correction)")
     return "\n".join(L)

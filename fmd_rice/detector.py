@@ -21,9 +21,8 @@ from .faces import Face, FaceFinder
 from .images import IMAGE_EXTS, draw_boxes, list_images, read_image, save_image
 
 # %% auto #0
-__all__ = ['PRESETS', 'MARGIN', 'BOX_ADJUST', 'CLASS_BIAS', 'COLORS', 'SHORT', 'VIDEO_EXTS', 'CSV_FIELDS', 'Detection',
-           'Detector', 'apply_class_bias', 'MaskDetector', 'render', 'draw_mask', 'demo_photo', 'iter_video_frames',
-           'detect_paths']
+__all__ = ['PRESETS', 'FROM_CARD', 'COLORS', 'SHORT', 'VIDEO_EXTS', 'CSV_FIELDS', 'Detection', 'Detector', 'apply_class_bias',
+           'MaskDetector', 'render', 'draw_mask', 'demo_photo', 'iter_video_frames', 'detect_paths']
 
 # %% ../nbs/05_detector.ipynb #8f33bc7f
 @dataclass
@@ -83,9 +82,7 @@ PRESETS = {
     "accurate": dict(long_side=960, upscale=True),
     "fast": dict(long_side=640, upscale=False),
 }
-MARGIN = 0.1  # crop margin, chosen on the dev part
-BOX_ADJUST = (1.1, 1.0, 0.0, 0.15)  # RetinaFace boxes -> Kaggle 853's convention, fitted on the dev part
-CLASS_BIAS = (0.0, -2.0, 3.5)  # log-prior shift of the classifier for crowd photos, fitted on the dev part
+FROM_CARD = "card"  # a correction or margin taken from the classifier's model card
 
 def apply_class_bias(probs, # [N, 3] class probabilities, `CLASSES` order
                      bias, # 3 numbers added to their logarithms; `None`: unchanged
@@ -112,16 +109,20 @@ class MaskDetector(Detector):
                  score:float=0.5, # minimum face score
                  long_side:int|None=None, # override the preset's long side
                  upscale:bool|None=None, # override the preset's upscaling
-                 margin:float=MARGIN, # crop margin around each face box (see `crop_face`)
-                 box_adjust:tuple|None=BOX_ADJUST, # `adjust_box` for RetinaFace's boxes; `None`: RetinaFace's own
-                 class_bias:tuple|None=CLASS_BIAS, # added to the log-probabilities of the classes; `None`: the classifier's own
+                 margin:float|str=FROM_CARD, # crop margin around each face box (see `crop_face`); "card": the classifier's
+                 box_adjust:tuple|None|str=FROM_CARD, # `adjust_box` for RetinaFace's boxes; "card": the classifier's; `None`: RetinaFace's own
+                 class_bias:tuple|None|str=FROM_CARD, # added to the class log-probabilities; "card": the classifier's; `None`: none
                 ):
         from fmd_rice.backbones import Classifier, load_classifier
         if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
         cfg = {**PRESETS[preset], **{k: v for k, v in dict(long_side=long_side, upscale=upscale).items() if v is not None}}
-        self.preset, self.finder = preset, FaceFinder(score=score, box_adjust=box_adjust, **cfg)
         self.classifier = model if isinstance(model, Classifier) else load_classifier(model)
-        self.margin = margin
+        fitted = self.classifier.corrections
+        box_adjust = fitted["box_adjust"] if box_adjust == FROM_CARD else box_adjust
+        class_bias = fitted["class_bias"] if class_bias == FROM_CARD else class_bias
+        self.preset, self.finder = preset, FaceFinder(score=score, box_adjust=box_adjust, **cfg)
+        self.margin = self.classifier.margin if margin == FROM_CARD else float(margin)
+        self.box_adjust = self.finder.box_adjust
         self.class_bias = None if class_bias is None else np.asarray(class_bias, np.float64).reshape(len(CLASSES))
         self.description = (f"RetinaFace (MobileNetV2, {preset}: long side {cfg['long_side']}, upscale {cfg['upscale']}, "
                             f"box adjust {box_adjust}) + {self.classifier.card.get('backbone', 'classifier')} "

@@ -18,78 +18,17 @@ import pandas as pd
 
 from .core import CLASSES, DataError, FmdRiceError, ImageError, atomic_path, class_index, data_root, save_figure, to_jsonable, write_json
 from .detector import Detection
+from .faces import Matches, _get, as_boxes, iou, match  # box geometry: the faces chapter
 
 # %% auto #0
-__all__ = ['WIDTH_BUCKETS', 'PAPER_ACCURACY_FORMULA', 'METRIC_KEYS', 'PREDICTIONS_VERSION', 'TABLE_KEYS', 'BOX_GRID', 'BIAS_GRID',
-           'as_boxes', 'iou', 'Matches', 'match', 'ImageScore', 'score_image', 'score_images', 'face_recall_precision',
-           'recall_by_width', 'voc_ap', 'PRCurve', 'average_precision', 'map50', 'face_accuracy', 'confusion_matrix',
-           'paper_accuracy', 'running_accuracy', 'face_scores', 'evaluate_predictions', 'save_predictions',
-           'load_predictions', 'records_to_inputs', 'metrics_from_records', 'evaluate', 'run_evaluate', 'metrics_table',
-           'sweep', 'adjust_records', 'fit_box_adjust', 'fit_class_bias', 'with_true_labels', 'plot_running_accuracy',
-           'plot_pr_curves', 'plot_confusion', 'plot_recall_by_width']
-
-# %% ../nbs/06_evaluation.ipynb #624125cc
-def _get(o, key:str, default=None):
-    "`o.key` or `o[key]`."
-    if isinstance(o, Mapping): return o.get(key, default)
-    return getattr(o, key, default)
-
-def as_boxes(boxes, # `[N, 4]` array, list of `(x1, y1, x2, y2)`, or records / dicts with a `box`
-            )->np.ndarray: # float64 `[N, 4]`
-    "Boxes in any of the usual shapes as one `[N, 4]` array; raises `ValueError` on a malformed box."
-    if isinstance(boxes, np.ndarray): a = boxes.astype(np.float64)
-    else:
-        boxes = list(boxes)
-        if not boxes: return np.zeros((0, 4))
-        a = np.asarray([b if isinstance(b, (tuple, list, np.ndarray)) else _get(b, "box") for b in boxes], np.float64)
-    if a.size == 0: return np.zeros((0, 4))
-    if a.ndim == 1 and a.shape[0] == 4: a = a[None]
-    if a.ndim != 2 or a.shape[1] != 4: raise ValueError(f"boxes must be [N, 4] (x1, y1, x2, y2); got shape {a.shape}")
-    if not np.isfinite(a).all(): raise ValueError(f"boxes contain NaN or infinity: {a[~np.isfinite(a).all(1)][:3].tolist()}")
-    return a
-
-def iou(boxes_a, # `[N, 4]` boxes (anything `as_boxes` takes)
-        boxes_b, # `[M, 4]` boxes
-       )->np.ndarray: # `[N, M]` intersection over union
-    "Pairwise intersection over union of two sets of `(x1, y1, x2, y2)` boxes, vectorised."
-    a, b = as_boxes(boxes_a), as_boxes(boxes_b)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-# %% ../nbs/06_evaluation.ipynb #5a8f1aff
-class Matches(NamedTuple):
-    "The result of `match`: matched pairs in matching order, and what was left on each side."
-    pairs: np.ndarray         # int `[K, 2]`: (ground-truth index, detection index)
-    ious: np.ndarray          # float `[K]`: IoU of each pair
-    unmatched_gt: np.ndarray  # int: ground-truth faces no detection took (misses)
-    unmatched_det: np.ndarray # int: detections that took no face (false positives, duplicates included)
-
-def match(gt_boxes, # ground-truth boxes `[G, 4]` (anything `as_boxes` takes)
-          det_boxes, # detection boxes `[D, 4]`
-          det_scores=None, # `[D]` confidences; visiting order is by decreasing score (`None`: given order)
-          iou_thr:float=0.5, # a pair needs IoU >= this
-          strict_voc:bool=False, # PASCAL devkit rule: only the best-overlapping face is considered
-         )->Matches:
-    "Greedy one-to-one matching of detections to ground-truth faces, most confident detection first."
-    ov = iou(gt_boxes, det_boxes)
-    G, D = ov.shape
-    scores = np.zeros(D) if det_scores is None else np.asarray(det_scores, np.float64).reshape(-1)
-    if len(scores) != D: raise ValueError(f"{D} detection boxes but {len(scores)} scores")
-    taken_gt, taken_det, pairs, ious = np.zeros(G, bool), np.zeros(D, bool), [], []
-    if G:
-        for j in np.argsort(-scores, kind="stable"):
-            col = ov[:, j] if strict_voc else np.where(taken_gt, -1.0, ov[:, j])
-            i = int(np.argmax(col))
-            if col[i] >= iou_thr and not taken_gt[i]:
-                taken_gt[i] = taken_det[j] = True
-                pairs.append((i, int(j))); ious.append(ov[i, j])
-    return Matches(np.asarray(pairs, int).reshape(-1, 2), np.asarray(ious, float),
-                   np.flatnonzero(~taken_gt), np.flatnonzero(~taken_det))
+__all__ = ['WIDTH_BUCKETS', 'PAPER_ACCURACY_FORMULA', 'METRIC_KEYS', 'PREDICTIONS_VERSION', 'TARGETS', 'PAPER_FIGURES',
+           'NAIVE_PIPELINE', 'TABLE_KEYS', 'BOX_GRID', 'BIAS_GRID', 'ImageScore', 'score_image', 'score_images',
+           'face_recall_precision', 'recall_by_width', 'voc_ap', 'PRCurve', 'average_precision', 'map50',
+           'face_accuracy', 'confusion_matrix', 'paper_accuracy', 'running_accuracy', 'face_scores',
+           'evaluate_predictions', 'save_predictions', 'load_predictions', 'records_to_inputs', 'metrics_from_records',
+           'evaluate', 'run_evaluate', 'metrics_table', 'sweep', 'adjust_records', 'fit_box_adjust', 'fit_class_bias',
+           'with_true_labels', 'classify_records', 'face_records', 'score_classifier', 'plot_running_accuracy',
+           'plot_pr_curves', 'plot_confusion', 'plot_recall_by_width', 'worst_mistakes', 'plot_mistakes']
 
 # %% ../nbs/06_evaluation.ipynb #b710d206
 def _gt_arrays(faces)->tuple[np.ndarray, np.ndarray]:
@@ -460,18 +399,21 @@ def evaluate(detector, # a `Detector` (any callable `image -> list[Detection]` w
     return metrics_from_records(records, info), records
 
 # %% ../nbs/06_evaluation.ipynb #adddf9d0
-def _kaggle853_images(root):
-    from fmd_rice.data import load_kaggle853   # a lower module, imported late only to keep this import light
-    return load_kaggle853(root)
+def _voc_images(root):
+    "A folder of `images/` + VOC `annotations/` (either set's label names), else Kaggle 853 under the data root."
+    from fmd_rice.data import load_kaggle853, load_voc   # a lower module, imported late only to keep this import light
+    r = data_root(root)
+    if (r/"images").is_dir() and (r/"annotations").is_dir(): return load_voc(r)
+    return load_kaggle853(r)
 
-def run_evaluate(data:str|Path|None, # the Kaggle 853 folder or the data root (`None`: `$FMD_RICE_DATA`)
+def run_evaluate(data:str|Path|None, # a folder of images/ + VOC annotations/ (Kaggle 853, ILC 2021, ...), or the data root (Kaggle 853)
                  detector, # a `Detector` instance
                  limit:int|None=None, # only the first `limit` images
                  out:str|Path|None=None, # folder for metrics.json and predictions.json (`None`: write nothing)
                  progress:bool=True,
                 )->dict: # the metrics, as written to metrics.json
-    "Evaluate `detector` on Kaggle 853 and write metrics.json + predictions.json into `out` (resumable)."
-    images, issues = _kaggle853_images(data)
+    "Evaluate `detector` on a VOC folder (Kaggle 853 by default) and write metrics.json + predictions.json into `out` (resumable)."
+    images, issues = _voc_images(data)
     out = Path(out) if out is not None else None
     metrics, records = evaluate(detector, images, limit=limit, progress=progress,
                                 cache=out/"predictions.json" if out is not None else None)
@@ -483,6 +425,15 @@ def run_evaluate(data:str|Path|None, # the Kaggle 853 folder or the data root (`
     return to_jsonable(metrics)
 
 # %% ../nbs/06_evaluation.ipynb #8fcbc3cd
+TARGETS = {  # what the detector is held against (the crowd-classifier issue); "ilc" rows are on the ILC 2021 test split
+    "kaggle853": {"map50": 0.70, "ap50_incorrect_mask": 0.35, "face_accuracy": 0.83, "paper_accuracy": 0.90,
+                  "face_recall": 0.85, "map50_multilabel": 0.76},
+    "ilc2021": {"map50": 0.80, "ap50_incorrect_mask": 0.60},
+}
+PAPER_FIGURES = {"paper_accuracy": 0.9459, "yolov5s_map50_trained_on_kaggle853": 0.76, "yolov8m_map50_trained_on_kaggle853": 0.890}
+NAIVE_PIPELINE = {"images": "every 4th", "map50": 0.46, "ap50_incorrect_mask": 0.09, "face_recall": 0.83, "recall_w<10": 0.29,
+                  "face_accuracy": 0.69, "unmasked_called_masked": 0.43}  # the naive pipeline's figures, as an issue gives them
+
 TABLE_KEYS = ("images", "gt_faces", "detections", "face_recall", "face_precision", "map50", "map50_multilabel", "face_accuracy",
               "paper_accuracy", "seconds", "images_per_second")
 
@@ -599,6 +550,55 @@ def with_true_labels(records:Sequence[dict], # per-image records (`evaluate`)
         out.append({**r, "detections": dets})
     return out
 
+# %% ../nbs/06_evaluation.ipynb #0819260d
+def classify_records(records:Sequence[dict], # per-image records (`evaluate`) whose boxes are kept
+                     classifier, # a `fmd_rice.backbones.Classifier`
+                     margin:float|None=None, # crop margin; `None`: the classifier's
+                     class_bias:tuple|None=None, # `fmd_rice.detector.apply_class_bias` after the classifier; `None`: none
+                    )->list[dict]: # new records (the input is left alone)
+    "Records with every detection relabelled by `classifier` (the faces found are unchanged)."
+    from fmd_rice.data import crop_faces
+    from fmd_rice.detector import apply_class_bias
+    from fmd_rice.images import read_image
+    m = classifier.margin if margin is None else margin
+    out = []
+    for r in records:
+        dets = [dict(d) for d in r.get("detections") or []]
+        if dets and not r.get("error"):
+            crops = crop_faces(read_image(r["path"]), [d["box"] for d in dets], margin=m, size=classifier.img_size)
+            for d, pr in zip(dets, apply_class_bias(classifier.predict(crops), class_bias)):
+                d.update(probs={c: float(v) for c, v in zip(CLASSES, pr)}, label=CLASSES[int(pr.argmax())],
+                         confidence=float(d.get("score", 1.0)) * float(pr.max()))
+        out.append({**r, "detections": dets})
+    return out
+
+# %% ../nbs/06_evaluation.ipynb #f0af15e3
+def face_records(images:Sequence, # `VocImage`s
+                 cache:str|Path|None=None, # predictions file (`evaluate`'s cache: resumable)
+                 preset:str="accurate", # the detector's resizing
+                 progress:bool=False,
+                )->tuple[list[dict], tuple, pd.DataFrame]: # (records with the fitted box convention, the box adjustment, its grid)
+    "The detector's faces on `images` (RetinaFace's own boxes), the box adjustment fitted on them, and the records with it applied."
+    from fmd_rice.detector import MaskDetector
+    _, raw = evaluate(MaskDetector(preset=preset, box_adjust=None, class_bias=None), images, progress=progress, cache=cache)
+    box, grid = fit_box_adjust(raw)
+    return adjust_records(raw, box_adjust=box), tuple(float(v) for v in box), grid
+
+def score_classifier(classifier, # a `fmd_rice.backbones.Classifier`
+                     dev:Sequence[dict], # records of the Kaggle 853 dev part (the class bias is fitted here)
+                     others:Mapping[str, Sequence[dict]]|None=None, # name -> records, scored with the dev-fitted bias
+                     grid:Sequence[tuple]=BIAS_GRID,
+                    )->dict: # {"class_bias", "dev": metrics, "dev_no_bias": metrics, name: metrics, ...}
+    "A classifier on fixed faces: its class bias fitted on the dev part, and its metrics there and on `others`."
+    d = classify_records(dev, classifier)
+    bias, _ = fit_class_bias(d, grid)
+    out = {"class_bias": tuple(float(v) for v in bias), "dev_no_bias": _metrics_of(d),
+           "dev": _metrics_of(adjust_records(d, class_bias=bias))}
+    for name, recs in (others or {}).items():
+        out[name] = _metrics_of(classify_records(recs, classifier, class_bias=bias))
+        out[f"{name}_no_bias"] = _metrics_of(classify_records(recs, classifier))
+    return out
+
 # %% ../nbs/06_evaluation.ipynb #ce163025
 def _scores_of(records)->list[ImageScore]:
     return score_images(*records_to_inputs(records))
@@ -678,3 +678,42 @@ def plot_recall_by_width(results_by_detector:Mapping[str, Any], # name -> per-im
     if names: ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+# %% ../nbs/06_evaluation.ipynb #84c3b0d9
+def worst_mistakes(records:Sequence[dict], # per-image records (`evaluate`)
+                   n:int=24, # how many
+                   iou_thr:float=0.5,
+                  )->list[dict]: # {"path", "box", "true", "pred", "confidence", "width"}, most confident first
+    "The wrongly labelled faces a detector found, most confident first."
+    out = []
+    for r in records:
+        if r.get("error") or not r.get("gt") or not r.get("detections"): continue
+        dets = r["detections"]
+        m = match(r["gt"], dets, [_det_confidence(d) for d in dets], iou_thr)
+        for gi, di in m.pairs:
+            g, d = r["gt"][gi], dets[di]
+            if g["label"] != d["label"]:
+                out.append({"path": r["path"], "box": list(d["box"]), "true": g["label"], "pred": d["label"],
+                            "confidence": _det_confidence(d), "width": float(g["box"][2] - g["box"][0])})
+    return sorted(out, key=lambda x: -x["confidence"])[:n]
+
+def plot_mistakes(mistakes:Sequence[dict], # `worst_mistakes`
+                  path:str|Path|None=None, # save the figure here
+                  cols:int=8, size:int=96, title:str="",
+                 ):
+    "A grid of the mistaken faces' crops, each titled true -> predicted (confidence, face width)."
+    import matplotlib.pyplot as plt
+    from fmd_rice.data import crop_face
+    from fmd_rice.images import read_image
+    rows = max(1, math.ceil(len(mistakes) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.75 * rows), squeeze=False)
+    short = {"correct_mask": "mask", "incorrect_mask": "incorrect", "no_mask": "no mask"}
+    for ax, mk in zip(axes.flat, list(mistakes) + [None] * (rows * cols - len(mistakes))):
+        ax.axis("off")
+        if mk is None: continue
+        ax.imshow(crop_face(read_image(mk["path"]), mk["box"], size=size))
+        ax.set_title(f"{short[mk['true']]} -> {short[mk['pred']]}\n{mk['confidence']:.2f}, {mk['width']:.0f} px", fontsize=7)
+    if title: fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return fig

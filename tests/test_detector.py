@@ -71,7 +71,10 @@ def test_detect_many_matches_detect_and_keeps_going(detector, photo):
 
 
 def test_corrections_move_boxes_and_reweight_classes(detector, photo):
-    from fmd_rice.detector import BOX_ADJUST, CLASS_BIAS, apply_class_bias
+    from fmd_rice.detector import apply_class_bias
+    fitted = detector.classifier.corrections   # the corrections live on the classifier's card
+    BOX_ADJUST, CLASS_BIAS = fitted["box_adjust"], fitted["class_bias"]
+    assert BOX_ADJUST is not None and CLASS_BIAS is not None
     img, truth = photo
     raw = MaskDetector(detector.classifier, box_adjust=None, class_bias=None)
     a = sorted(detector(img), key=lambda d: d.box[0]); b = sorted(raw(img), key=lambda d: d.box[0])
@@ -80,5 +83,9 @@ def test_corrections_move_boxes_and_reweight_classes(detector, photo):
         h = db.box[3] - db.box[1]
         assert da.box[1] - db.box[1] == pytest.approx(BOX_ADJUST[3] * h, abs=0.5)   # moved down (not clipped here)
         np.testing.assert_allclose(da.probs, apply_class_bias(db.probs[None], CLASS_BIAS)[0], atol=0.02)
+    # explicit values replace the card's
+    c = MaskDetector(detector.classifier, box_adjust=(1.0, 1.0, 0.0, 0.0), class_bias=(0.0, 0.0, 0.0), margin=0.3)
+    assert c.box_adjust == (1.0, 1.0, 0.0, 0.0) and c.margin == 0.3
+    np.testing.assert_allclose(c.class_bias, 0.0)
     p = apply_class_bias([[0.5, 0.25, 0.25]], (0.0, 0.0, np.log(2)))
     np.testing.assert_allclose(p, [[0.4, 0.2, 0.4]], atol=1e-6)

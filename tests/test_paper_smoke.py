@@ -1,16 +1,16 @@
 "The `smoke` profile end to end on the real data: every paper notebook runs under papermill (CI runs this)."
 import json
 
-from fmd_rice.reproduce import STEPS, reproduce
+from fmd_rice.reproduce import DEFAULT_STEPS, reproduce
 
 EXPECTED = ["corpus.csv", "corpus.md", "kaggle853.csv", "corpus_samples.png",
             "backbones.csv", "backbones.md", "mobilenets_acc_loss.png", "resnet_acc_loss.png",
-            "detectors.csv", "detectors.md", "resizing.csv", "fig6_running_accuracy.png", "pr_curves.png"]
+            "classifier.csv", "classifier.md", "detectors.csv", "detectors.md", "resizing.csv", "fig6_running_accuracy.png", "pr_curves.png"]
 
 
 def test_smoke_profile_runs_every_notebook(data_root, tmp_path):
     m = reproduce("smoke", data=data_root, out=tmp_path / "run", progress=False)
-    assert [m["steps"][s]["status"] for s in STEPS] == ["ok"] * len(STEPS)
+    assert [m["steps"][s]["status"] for s in DEFAULT_STEPS] == ["ok"] * len(DEFAULT_STEPS)
     figs = tmp_path / "run" / "figures"
     missing = [f for f in EXPECTED if not (figs / f).is_file()]
     assert not missing, f"smoke run did not write {missing}"
@@ -19,4 +19,8 @@ def test_smoke_profile_runs_every_notebook(data_root, tmp_path):
     assert m["parameters"]["figures"] == str(figs)
     # a second run right after skips every step
     m2 = reproduce("smoke", data=data_root, out=tmp_path / "run", progress=False)
-    assert [m2["steps"][s]["status"] for s in STEPS] == ["skipped"] * len(STEPS)
+    assert [m2["steps"][s]["status"] for s in DEFAULT_STEPS] == ["skipped"] * len(DEFAULT_STEPS)
+    # the optional selection step runs only when asked for, and leaves the default steps alone
+    assert "selection" not in m2["steps"]
+    m3 = reproduce("smoke", data=data_root, out=tmp_path / "run", only=["selection"], progress=False)
+    assert m3["steps"]["selection"]["status"] == "ok" and (figs / "classifier_selection.md").is_file()
