@@ -569,13 +569,13 @@ def crowd_corpus(data_root_=None, # data root (else `$FMD_RICE_DATA`): kaggle12k
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     web = build_corpus(data_root_, seed=seed)
     keep = web[(web.source == "kaggle12k") & (web.split == "train")]
-    if web_per_class: keep = keep.groupby("label", group_keys=False).apply(lambda g: g.sample(min(len(g), web_per_class), random_state=seed))
+    if web_per_class: keep = keep.sample(frac=1.0, random_state=seed).groupby("label").head(web_per_class)
     web = pd.concat([web[~((web.source == "kaggle12k") & (web.split == "train"))], keep]).sort_index().assign(degrade=True, width=np.nan, box_source="web")
     ilc, _ = load_ilc2021(data_root_)
     split = ilc_split(ilc, seed)
     if limit:
         ilc = [v for s in ("train", "val", "test") for v in [v for v in ilc if split[v.stem] == s][:limit]]
-        web = web.groupby(["split", "label"], group_keys=False).apply(lambda g: g.head(limit))
+        web = web.groupby(["split", "label", "source"]).head(limit)
     dev, _ = dev_split(load_kaggle853(data_root_)[0])
     widths = voc_faces(dev).width.to_numpy()  # crowd sizes: the dev part's face widths (the only Kaggle 853 figure used)
     boxes, stats = detector_boxes(ilc, box_adjust, folder/"retinaface_ilc2021.json", progress=progress)
