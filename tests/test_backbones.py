@@ -125,3 +125,14 @@ def test_build_each_backbone_small(name):
     p = np.asarray(m(x))
     assert p.shape == (3, 3) and np.allclose(p.sum(1), 1, atol=1e-4)
     assert not any(l.__class__.__name__ == "Lambda" for l in m.layers)
+
+
+def test_default_model_card_is_portable_and_carries_its_corrections(default_clf):
+    "The card names weights and data relative to their folders, and holds the margin and the corrections the detector uses."
+    from fmd_rice.data import CROP_MARGIN
+    card = default_clf.card
+    assert card["margin"] == CROP_MARGIN == default_clf.margin
+    text = json.dumps(card)
+    assert "/work/" not in text and "/home/" not in text and "/root/" not in text, "absolute path in the card"
+    c = default_clf.corrections
+    assert c["box_adjust"] is not None and len(c["box_adjust"]) == 4 and len(c["class_bias"]) == 3 and c["class_bias"][0] == 0.0

@@ -186,3 +186,34 @@ def test_make_dataset_and_degrade(tmp_path):
     assert d.shape == (200, 200, 3)
     # shrunk to 8 px: neighbouring pixels barely differ any more
     assert float(tf.reduce_mean(tf.abs(d[1:] - d[:-1]))) < 2.0
+
+
+def test_ilc2021_loader_split_and_check(data_root):
+    "ILC 2021 through the one VOC path: counts, its own label names, a split by photo with val/test on reviewed photos."
+    from fmd_rice.data import ilc_split, load_ilc2021, voc_faces
+    if not (data_root/"ilc2021").is_dir(): pytest.skip("ilc2021 not in the data root")
+    imgs, issues = load_ilc2021(data_root)
+    assert len(imgs) == 1523 and sum(len(v.faces) for v in imgs) == 3847
+    assert all(i.reason.endswith("clipped") for i in issues)
+    f = voc_faces(imgs)
+    assert f.label.value_counts().to_dict() == {"correct_mask": 1859, "no_mask": 1516, "incorrect_mask": 472}
+    sp = ilc_split(imgs)
+    assert set(sp.values()) == {"train", "val", "test"} and sp == ilc_split(imgs)
+    assert all(sp[v.stem] == "train" for v in imgs if v.branch == "contrib")
+    r = check_data(data_root, verify_images=False)
+    d = r["datasets"]["ilc2021"]
+    assert d["present"] and d["faces"] == 3847 and d["branches"] == {"main": 1179, "contrib": 344}
+    assert sum(s["photos"] for s in d["per_split"].values()) == 1523
+
+
+def test_load_voc_either_label_names(tmp_path):
+    "One VOC folder may use Kaggle 853's or ILC 2021's names; unknown names are reported, not fatal."
+    from fmd_rice.data import load_voc
+    (tmp_path/"images").mkdir(); (tmp_path/"annotations").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path/"images"/"a.jpg")
+    objs = "".join(f"<object><name>{n}</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>20</xmax><ymax>30</ymax></bndbox></object>"
+                   for n in ("with_incorrect_mask", "mask_weared_incorrect", "without_mask", "hat"))
+    (tmp_path/"annotations"/"a.xml").write_text(f"<annotation><size><width>64</width><height>48</height></size>{objs}</annotation>")
+    imgs, issues = load_voc(tmp_path)
+    assert [f.label for f in imgs[0].faces] == ["incorrect_mask", "incorrect_mask", "no_mask"]
+    assert len(issues) == 1 and "unknown label 'hat'" in issues[0].reason

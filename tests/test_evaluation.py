@@ -262,3 +262,19 @@ def test_fit_corrections_recover_a_known_shift():
     bias, _ = fit_class_bias(moved)
     assert metrics_from_records(adjust_records(moved, class_bias=bias))["face_accuracy"] == pytest.approx(2 / 3)
     assert bias[2] > bias[0] and recs[0]["detections"][0]["box"] == [10, 10, 30, 30]
+
+
+def test_evaluate_cli_on_a_voc_folder_with_ilc_names(data_root, tmp_path):
+    "`fmd-rice evaluate --data DIR` scores any images/ + VOC annotations/ folder, here three ILC 2021 photos."
+    import shutil
+    from fmd_rice.cli import main
+    src = data_root/"ilc2021"
+    if not src.is_dir(): pytest.skip("ilc2021 not in the data root")
+    d = tmp_path/"voc"; (d/"images").mkdir(parents=True); (d/"annotations").mkdir()
+    stems = sorted(p.stem for p in (src/"annotations").glob("*.xml"))[:3]
+    for s in stems:
+        shutil.copy(src/"images"/f"{s}.jpg", d/"images"); shutil.copy(src/"annotations"/f"{s}.xml", d/"annotations")
+    assert main(["evaluate", "--data", str(d), "--out", str(tmp_path/"out")]) == 0
+    m = json.loads((tmp_path/"out"/"metrics.json").read_text())
+    n = sum(xml.read_text().count("<object>") for xml in (d/"annotations").glob("*.xml"))
+    assert m["images"] == 3 and m["gt_faces"] == n and m["face_recall"] > 0.5
