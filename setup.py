@@ -42,7 +42,7 @@ setuptools.setup(
     keywords=cfg["keywords"].split(),
     python_requires=">=" + cfg["min_python"],
     packages=setuptools.find_packages(include=["fmd_rice", "fmd_rice.*"]),
-    package_data={"fmd_rice": ["assets/*", "models/*"]},
+    package_data={"fmd_rice": ["models/*"]},
     include_package_data=True,
     install_requires=requirements,
     extras_require={"dev": dev_requirements},

@@ -489,8 +489,10 @@ CROWD_PROFILES = {  # the crowd classifier the detector ships (`nbs/paper/03_cla
                   fine_tune=60, fine_tune_epochs=8, fine_tune_lr=3e-5, per_face=3),
 }
 SELECTION = {  # the candidates of the selection step (`nbs/paper/classifier_selection.ipynb`): head on frozen features only
-    "smoke": dict(backbones=("mobilenet",), sizes=(64,), train=dict(epochs=2, degraded_passes=1, max_per_class=48, max_eval_per_class=24)),
-    "cpu": dict(backbones=("mobilenet", "mobilenetv2"), sizes=(64, 96, 128), train=dict(epochs=60, degraded_passes=2, patience=6)),
+    "smoke": dict(candidates=(("mobilenet", 64),), train=dict(epochs=2, degraded_passes=1, max_per_class=48, max_eval_per_class=24)),
+    # sizes x backbones, limited to what fits a 2-core machine in half an hour: MobileNetV2 at the middle size only
+    "cpu": dict(candidates=(("mobilenet", 64), ("mobilenet", 96), ("mobilenet", 128), ("mobilenetv2", 96)),
+                train=dict(epochs=60, degraded_passes=1, patience=6)),
 }
 
 def crowd_settings(profile:str, # a key of `CROWD_PROFILES`

@@ -27,8 +27,9 @@ __all__ = ['WIDTH_BUCKETS', 'PAPER_ACCURACY_FORMULA', 'METRIC_KEYS', 'PREDICTION
            'face_accuracy', 'confusion_matrix', 'paper_accuracy', 'running_accuracy', 'face_scores',
            'evaluate_predictions', 'save_predictions', 'load_predictions', 'records_to_inputs', 'metrics_from_records',
            'evaluate', 'run_evaluate', 'metrics_table', 'sweep', 'adjust_records', 'fit_box_adjust', 'fit_class_bias',
-           'with_true_labels', 'classify_records', 'face_records', 'score_classifier', 'plot_running_accuracy',
-           'plot_pr_curves', 'plot_confusion', 'plot_recall_by_width', 'worst_mistakes', 'plot_mistakes']
+           'with_true_labels', 'classify_records', 'face_records', 'validation_faces', 'score_classifier',
+           'plot_running_accuracy', 'plot_pr_curves', 'plot_confusion', 'plot_recall_by_width', 'worst_mistakes',
+           'plot_mistakes']
 
 # %% ../nbs/06_evaluation.ipynb #b710d206
 def _gt_arrays(faces)->tuple[np.ndarray, np.ndarray]:
@@ -584,19 +585,40 @@ def face_records(images:Sequence, # `VocImage`s
     box, grid = fit_box_adjust(raw)
     return adjust_records(raw, box_adjust=box), tuple(float(v) for v in box), grid
 
+def validation_faces(data_root_=None, # data root (else `$FMD_RICE_DATA`) with kaggle853/ and ilc2021/
+                     folder:str|Path|None=None, # where the detector runs are cached (resumable)
+                     limit:int|None=None, # only the first `limit` images of each set (a quick run)
+                     tag:str="", # part of the cache file names
+                    )->dict: # {"dev": (records, box_adjust), "ilc_val": (records, box_adjust)}
+    "The detector's faces on the two validation sets, the Kaggle 853 dev part and ILC 2021 val, each with its own fitted box convention."
+    from fmd_rice.data import dev_split, ilc_split, load_ilc2021, load_kaggle853
+    dev = dev_split(load_kaggle853(data_root_)[0])[0][:limit]
+    ilc, _ = load_ilc2021(data_root_)
+    split = ilc_split(ilc)
+    val = [v for v in ilc if split[v.stem] == "val"][:limit]
+    cache = lambda name: Path(folder)/f"faces_{name}{'_' + tag if tag else ''}.json" if folder else None
+    out = {}
+    for name, imgs in (("dev", dev), ("ilc_val", val)):
+        recs, box, _ = face_records(imgs, cache(name))
+        out[name] = (recs, box)
+    return out
+
 def score_classifier(classifier, # a `fmd_rice.backbones.Classifier`
-                     dev:Sequence[dict], # records of the Kaggle 853 dev part (the class bias is fitted here)
-                     others:Mapping[str, Sequence[dict]]|None=None, # name -> records, scored with the dev-fitted bias
+                     dev:Sequence[dict], # records of the Kaggle 853 dev part
+                     others:Mapping[str, Sequence[dict]]|None=None, # name -> records (e.g. ILC 2021 val)
+                     fit_on:Sequence[str]=("dev",), # the sets whose records, pooled, fit the class bias ("dev" and names of `others`)
                      grid:Sequence[tuple]=BIAS_GRID,
-                    )->dict: # {"class_bias", "dev": metrics, "dev_no_bias": metrics, name: metrics, ...}
-    "A classifier on fixed faces: its class bias fitted on the dev part, and its metrics there and on `others`."
-    d = classify_records(dev, classifier)
-    bias, _ = fit_class_bias(d, grid)
-    out = {"class_bias": tuple(float(v) for v in bias), "dev_no_bias": _metrics_of(d),
-           "dev": _metrics_of(adjust_records(d, class_bias=bias))}
-    for name, recs in (others or {}).items():
-        out[name] = _metrics_of(classify_records(recs, classifier, class_bias=bias))
-        out[f"{name}_no_bias"] = _metrics_of(classify_records(recs, classifier))
+                    )->dict: # {"class_bias", "dev": metrics, "dev_no_bias": metrics, name: metrics, name_no_bias: ...}
+    "A classifier on fixed faces: its class bias fitted on the pooled `fit_on` sets, and its metrics on each set with and without it."
+    sets = {"dev": dev, **(others or {})}
+    unknown = [k for k in fit_on if k not in sets]
+    if unknown: raise ValueError(f"fit_on names unknown sets {unknown}; known: {list(sets)}")
+    labelled = {k: classify_records(v, classifier) for k, v in sets.items()}
+    bias, _ = fit_class_bias([r for k in fit_on for r in labelled[k]], grid)
+    out = {"class_bias": tuple(float(v) for v in bias), "fit_on": list(fit_on)}
+    for k, recs in labelled.items():
+        out[k] = _metrics_of(adjust_records(recs, class_bias=bias))
+        out[f"{k}_no_bias"] = _metrics_of(recs)
     return out
 
 # %% ../nbs/06_evaluation.ipynb #ce163025
