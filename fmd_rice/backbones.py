@@ -792,8 +792,12 @@ def export_default(result:dict, # a `train_backbone` result (its `model_path` is
                   )->dict: # the card
     "Copy a trained model to `dest` (atomically) and write its model card `<stem>.json` with the file's sha256."
     dest = Path(dest) if dest else DEFAULT_MODEL
-    data = Path(result["model_path"]).read_bytes()
-    with atomic_path(dest) as tmp: tmp.write_bytes(data); tmp.chmod(0o644)
+    keras = _keras()
+    m = keras.saving.load_model(result["model_path"], safe_mode=True)
+    with atomic_path(dest) as tmp:  # the same layers and weights, without the optimizer state training left in the file
+        keras.Model(m.inputs, m.outputs, name=m.name).save(tmp)
+        tmp.chmod(0o644)
+    data = dest.read_bytes()
     m = result["metrics"]
     config = {**result["config"], "weights": _portable(result["config"]["weights"])}
     card = {"backbone": result["backbone"], "display": result["display"], "weights": result["weights"]["label"],

@@ -181,7 +181,7 @@ def draw_mask(image:np.ndarray, # RGB `uint8`
     from PIL import Image, ImageDraw
     lm = face.landmarks; x1, y1, x2, y2 = face.box
     eye_y, nose, mouth_y = lm[:2, 1].mean(), lm[2], lm[3:, 1].mean()
-    if worn == "correct": top = nose[1] - 0.45 * (nose[1] - eye_y)
+    if worn == "correct": top = nose[1] - 0.75 * (nose[1] - eye_y)  # up the nose bridge
     elif worn == "below_nose": top = nose[1] + 0.45 * (mouth_y - nose[1])
     else: raise ValueError(f"worn must be 'correct' or 'below_nose', not {worn!r}")
     w = x2 - x1; l, r, bottom = x1 + 0.04 * w, x2 - 0.04 * w, y2 - 0.03 * (y2 - y1)

@@ -77,12 +77,15 @@ def test_corrections_move_boxes_and_reweight_classes(detector, photo):
     assert BOX_ADJUST is not None and CLASS_BIAS is not None
     img, truth = photo
     raw = MaskDetector(detector.classifier, box_adjust=None, class_bias=None)
+    unbiased = MaskDetector(detector.classifier, class_bias=None)   # the card's boxes, the classifier's own probabilities
     a = sorted(detector(img), key=lambda d: d.box[0]); b = sorted(raw(img), key=lambda d: d.box[0])
+    u = sorted(unbiased(img), key=lambda d: d.box[0])
     assert [d.label for d in b] == truth
-    for da, db in zip(a, b):
+    for da, db, du in zip(a, b, u):
         h = db.box[3] - db.box[1]
         assert da.box[1] - db.box[1] == pytest.approx(BOX_ADJUST[3] * h, abs=0.5)   # moved down (not clipped here)
-        np.testing.assert_allclose(da.probs, apply_class_bias(db.probs[None], CLASS_BIAS)[0], atol=0.02)
+        assert da.box == du.box
+        np.testing.assert_allclose(da.probs, apply_class_bias(du.probs[None], CLASS_BIAS)[0], atol=1e-5)
     # explicit values replace the card's
     c = MaskDetector(detector.classifier, box_adjust=(1.0, 1.0, 0.0, 0.0), class_bias=(0.0, 0.0, 0.0), margin=0.3)
     assert c.box_adjust == (1.0, 1.0, 0.0, 0.0) and c.margin == 0.3
