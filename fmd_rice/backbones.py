@@ -480,7 +480,8 @@ PROFILES = {
               "scratch": dict(img_size=224, epochs=30, patience=5, batch_size=32)},
 }
 
-CROWD_PROFILES = {  # the crowd classifier the detector ships (`nbs/paper/03_classifier.ipynb`); backbone and size from the selection step
+CROWD_PROFILES = {  # the crowd classifier the detector ships (`nbs/paper/03_classifier.ipynb`); backbone and size: the cpu selection run
+                    # of 2026-12-02 chose MobileNet at 96 px (`figures/classifier_selection.md`)
     "smoke": dict(backbone="mobilenet", img_size=64, epochs=2, degraded_passes=1, max_per_class=48, max_eval_per_class=24,
                   fine_tune=10, fine_tune_epochs=1, fine_tune_lr=3e-5, per_face=1),
     "cpu": dict(backbone="mobilenet", img_size=96, epochs=60, degraded_passes=2, patience=6,
