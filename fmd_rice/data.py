@@ -20,14 +20,14 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from .core import (CLASSES, ILC2021_LABELS, KAGGLE853_LABELS, VOC_LABELS, DataError, ImageError, MissingDependencyError, class_index,
-                           data_root, markdown_table, write_bytes)
-from .images import IMAGE_EXTS, read_image
+                           data_root, markdown_table)
+from .images import IMAGE_EXTS, read_image, save_image
 
 # %% auto #0
-__all__ = ['CROP_MARGIN', 'BOX_TOLERANCE', 'SOURCES', 'kaggle853_faces', 'SPLITS_12K', 'LABELS_12K', 'IMFD_SUBTYPES',
-           'CORPUS_COLUMNS', 'SPLIT_FRACTIONS', 'CONTRIB_SPLIT', 'CROWD_COLUMNS', 'WIDTH_QUANTILES', 'KAGGLE_HANDLES',
-           'CORRECTED', 'crop_face', 'crop_faces', 'GtFace', 'VocImage', 'DataIssue', 'load_voc', 'load_kaggle853',
-           'load_ilc2021', 'dev_split', 'voc_faces', 'load_kaggle12k', 'load_maskedface', 'group_split', 'build_corpus',
+__all__ = ['CROP_MARGIN', 'BOX_TOLERANCE', 'SOURCES', 'SPLITS_12K', 'LABELS_12K', 'IMFD_SUBTYPES', 'CORPUS_COLUMNS',
+           'SPLIT_FRACTIONS', 'CONTRIB_SPLIT', 'CROWD_COLUMNS', 'WIDTH_QUANTILES', 'KAGGLE_HANDLES', 'CORRECTED',
+           'crop_face', 'crop_faces', 'GtFace', 'VocImage', 'DataIssue', 'load_voc', 'load_kaggle853', 'load_ilc2021',
+           'dev_split', 'voc_faces', 'load_kaggle12k', 'load_maskedface', 'group_split', 'build_corpus',
            'class_weights', 'corpus_table', 'ilc_split', 'ilc_summary', 'shrink_photo', 'crowd_crop', 'jitter_box',
            'write_crowd_crops', 'degrade', 'augment_image', 'make_dataset', 'kaggle853_summary', 'sample_figure',
            'download_kaggle', 'check_data', 'format_check']
@@ -231,8 +231,6 @@ def voc_faces(images:list)->pd.DataFrame:
                  width=f.width, height=f.height, difficult=f.difficult) for v in images for f in v.faces]
     return pd.DataFrame(rows, columns=["stem", "label", "x1", "y1", "x2", "y2", "width", "height", "difficult"])
 
-kaggle853_faces = voc_faces  # the name the paper notebooks use
-
 # %% ../nbs/03_data.ipynb #fdef657a
 SPLITS_12K = {"Train": "train", "Validation": "val", "Test": "test"}
 LABELS_12K = {"WithMask": "correct_mask", "WithoutMask": "no_mask"}
@@ -415,9 +413,7 @@ def write_crowd_crops(images:list, # `VocImage`s whose faces become crops
                 p = folder/f"{v.stem}_{i:03d}_{k}.png"
                 if not p.exists():
                     if photo is None: photo = read_image(v.path)
-                    crop = crowd_crop(photo, b, w, margin, size, q if k else None)
-                    ok, buf = cv2.imencode(".png", np.ascontiguousarray(crop[..., ::-1]))
-                    write_bytes(p, buf.tobytes())
+                    save_image(p, crowd_crop(photo, b, w, margin, size, q if k else None))
                 rows.append(dict(path=str(p), label=f.label, source=source, split=sp, group=f"{source}:{v.stem}",
                                  degrade=k == 0, width=min(w, f.width), box_source=how))
     return pd.DataFrame(rows, columns=CROWD_COLUMNS)
@@ -538,7 +534,7 @@ WIDTH_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 def kaggle853_summary(images:list, # `VocImage`s (`load_kaggle853`)
                      )->pd.DataFrame: # one row per class plus "all": faces, share, width quantiles, % narrower than 16/10 px
     "Faces per class of Kaggle 853 and how wide they are (pixels)."
-    f = kaggle853_faces(images)
+    f = voc_faces(images)
     rows = []
     for name, g in [(c, f[f.label == c]) for c in CLASSES] + [("all", f)]:
         r = dict(label=name, images=int(g.stem.nunique()), faces=len(g), share=len(g) / max(len(f), 1))
@@ -626,7 +622,7 @@ def check_data(root=None, # data root (or `$FMD_RICE_DATA`)
     def missing(name, e): rep["datasets"][name] = dict(present=False, error=str(e))
     try:
         imgs, issues = load_kaggle853(root)
-        f = kaggle853_faces(imgs)
+        f = voc_faces(imgs)
         issues += _verify([v.path for v in imgs], verify_images)
         rep["datasets"]["kaggle853"] = dict(present=True, images=len(imgs), faces=len(f), faces_per_class=_counts(f.label),
                                             dev_images=len(dev_split(imgs)[0]), issues=[i.to_dict() for i in issues])

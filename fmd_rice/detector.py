@@ -116,12 +116,14 @@ class MaskDetector(Detector):
         from fmd_rice.backbones import Classifier, load_classifier
         if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
         cfg = {**PRESETS[preset], **{k: v for k, v in dict(long_side=long_side, upscale=upscale).items() if v is not None}}
+        for k, v in dict(margin=margin, box_adjust=box_adjust, class_bias=class_bias).items():
+            if isinstance(v, str) and v != FROM_CARD: raise ValueError(f"{k} must be a value, None or {FROM_CARD!r}, not {v!r}")
         self.classifier = model if isinstance(model, Classifier) else load_classifier(model)
         fitted = self.classifier.corrections
-        box_adjust = fitted["box_adjust"] if box_adjust == FROM_CARD else box_adjust
-        class_bias = fitted["class_bias"] if class_bias == FROM_CARD else class_bias
+        box_adjust = fitted["box_adjust"] if isinstance(box_adjust, str) else box_adjust
+        class_bias = fitted["class_bias"] if isinstance(class_bias, str) else class_bias
         self.preset, self.finder = preset, FaceFinder(score=score, box_adjust=box_adjust, **cfg)
-        self.margin = self.classifier.margin if margin == FROM_CARD else float(margin)
+        self.margin = self.classifier.margin if isinstance(margin, str) else float(margin)
         self.box_adjust = self.finder.box_adjust
         self.class_bias = None if class_bias is None else np.asarray(class_bias, np.float64).reshape(len(CLASSES))
         self.description = (f"RetinaFace (MobileNetV2, {preset}: long side {cfg['long_side']}, upscale {cfg['upscale']}, "

@@ -6,7 +6,7 @@ from fmd_rice.core import CLASSES
 from fmd_rice.evaluation import evaluate_predictions
 
 COCO_NOTE = ("COCOeval interpolates precision at 101 recall points; our VOC AP integrates the precision envelope at every "
-             "recall step, so the two differ by the 101-point sampling only (well under 0.01 on these predictions)")
+             "recall step, so the two differ by the 101-point sampling only (under 0.001 on these predictions, checked against 0.005)")
 
 
 def _predictions(images, seed=0):
@@ -67,4 +67,4 @@ def test_map50_matches_pycocotools(data_root, multilabel):
     ours = evaluate_predictions(gts, dets)["map50_multilabel" if multilabel else "map50"]
     coco = _coco_map(gts, dets, multilabel)
     print(f"multilabel={multilabel}: ours {ours:.4f}, pycocotools {coco:.4f}, difference {ours - coco:+.4f}; {COCO_NOTE}")
-    assert abs(ours - coco) < 0.01, (ours, coco)
+    assert abs(ours - coco) < 0.005, (ours, coco)
