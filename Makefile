@@ -7,7 +7,6 @@ STAMP := $(VENV)/.installed
 export FMD_RICE_DATA ?= $(abspath ../shared/data)
 export FMD_RICE_WEIGHTS ?= $(abspath ../shared/weights/keras)
 export FMD_RICE_PEERS ?= $(abspath ../shared/peers)
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install demo test nbtest pytest check export clean-nbs bench paper smoke
 

@@ -21,15 +21,16 @@ import pandas as pd
 from .core import (CLASSES, FmdRiceError, ImageError, atomic_path, class_index, save_figure, to_jsonable, weights_dir,
                            write_json, write_text)
 from .data import CROP_MARGIN
+from .profiles import get_profile
 
 # %% auto #0
-__all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'PROFILES', 'CROWD_PROFILES', 'SELECTION', 'CROWD_SOURCE_CAP', 'MODELS_DIR',
-           'DEFAULT_MODEL', 'SOURCE_NAMES', 'ModelError', 'preprocess_layer', 'keras_cache_dir', 'resolve_weights',
-           'build_classifier', 'feature_model', 'trainable_params', 'classification_metrics', 'fit_resumable',
-           'image_dataset', 'extract_features', 'train_head', 'corpus_splits', 'model_fn', 'predict_images',
-           'evaluate_model', 'inference_ms', 'train_backbone', 'crowd_settings', 'profile_settings', 'detector_boxes',
-           'crowd_corpus', 'results_table', 'plot_histories', 'plot_confusion', 'sha256_file', 'Classifier',
-           'load_classifier', 'classify_paths', 'export_default']
+__all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'CROWD_SOURCE_CAP', 'MODELS_DIR', 'DEFAULT_MODEL', 'SOURCE_NAMES', 'ModelError',
+           'preprocess_layer', 'keras_cache_dir', 'resolve_weights', 'build_classifier', 'feature_model',
+           'trainable_params', 'classification_metrics', 'fit_resumable', 'image_dataset', 'extract_features',
+           'train_head', 'corpus_splits', 'model_fn', 'predict_images', 'evaluate_model', 'inference_ms',
+           'train_backbone', 'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus', 'results_table',
+           'plot_histories', 'plot_confusion', 'sha256_file', 'Classifier', 'load_classifier', 'classify_paths',
+           'export_default']
 
 # %% ../nbs/06_backbones.ipynb #6486c3a3
 def _keras():
@@ -471,46 +472,20 @@ def train_backbone(name:str, # a key of `BACKBONES`
     return to_jsonable(res)
 
 # %% ../nbs/06_backbones.ipynb #b98a9702
-PROFILES = {
-    "smoke": {"pretrained": dict(img_size=64, epochs=2, degraded_passes=1, max_per_class=48, max_eval_per_class=24),
-              "scratch": dict(img_size=32, epochs=1, max_per_class=16, max_eval_per_class=16, batch_size=16)},
-    "cpu": {"pretrained": dict(img_size=128, epochs=60, degraded_passes=2, patience=6),
-            "scratch": dict(img_size=64, epochs=3, max_per_class=1200, patience=3, batch_size=32)},
-    "paper": {"pretrained": dict(img_size=224, epochs=60, degraded_passes=2, fine_tune=30, fine_tune_epochs=10, patience=6),
-              "scratch": dict(img_size=224, epochs=30, patience=5, batch_size=32)},
-}
-
-CROWD_PROFILES = {  # the crowd classifier the detector ships (`nbs/paper/03_classifier.ipynb`); backbone and size: the cpu selection run
-                    # of 2026-12-02 chose MobileNet at 96 px (`figures/classifier_selection.md`)
-    "smoke": dict(backbone="mobilenet", img_size=64, epochs=2, degraded_passes=1, max_per_class=48, max_eval_per_class=24,
-                  fine_tune=10, fine_tune_epochs=1, fine_tune_lr=3e-5, per_face=1),
-    "cpu": dict(backbone="mobilenet", img_size=96, epochs=60, degraded_passes=2, patience=6,
-                fine_tune=30, fine_tune_epochs=2, fine_tune_lr=3e-5, per_face=3),
-    "paper": dict(backbone="mobilenet", img_size=96, epochs=60, degraded_passes=2, patience=6,
-                  fine_tune=60, fine_tune_epochs=8, fine_tune_lr=3e-5, per_face=3),
-}
-SELECTION = {  # the candidates of the selection step (`nbs/paper/classifier_selection.ipynb`): head on frozen features only
-    "smoke": dict(candidates=(("mobilenet", 64),), train=dict(epochs=2, degraded_passes=1, max_per_class=48, max_eval_per_class=24)),
-    # sizes x backbones, limited to what fits a 2-core machine in half an hour: MobileNetV2 at the middle size only
-    "cpu": dict(candidates=(("mobilenet", 64), ("mobilenet", 96), ("mobilenet", 128), ("mobilenetv2", 96)),
-                train=dict(epochs=60, degraded_passes=1, patience=6)),
-}
-
-def crowd_settings(profile:str, # a key of `CROWD_PROFILES`
+def crowd_settings(profile:str, # one of `fmd_rice.profiles.PROFILE_NAMES`
                   )->tuple[str, dict, dict]: # (backbone, `train_backbone` keywords, `crowd_corpus` keywords)
     "The crowd classifier's backbone, training settings and corpus settings for `profile`."
-    if profile not in CROWD_PROFILES: raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(CROWD_PROFILES)}")
-    s = dict(CROWD_PROFILES[profile])
-    return s.pop("backbone"), {k: v for k, v in s.items() if k != "per_face"}, {"per_face": s["per_face"]}
+    s = get_profile(profile).section("crowd")
+    backbone, per_face, limit = s.pop("backbone"), s.pop("per_face"), s.pop("limit")
+    return backbone, s, {"per_face": per_face, "limit": limit}
 
-def profile_settings(profile:str, # a key of `PROFILES`
+def profile_settings(profile:str, # one of `fmd_rice.profiles.PROFILE_NAMES`
                      name:str, # a backbone
                      weights:str|Path="auto",
                      weights_dir:str|Path|None=None,
                     )->dict: # keyword arguments for `train_backbone`
     "Settings of `profile` for backbone `name`, depending on whether it starts from ImageNet weights."
-    if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
-    p = PROFILES[profile]
+    p = get_profile(profile).backbones
     rec = resolve_weights(name, p["pretrained"]["img_size"], weights, weights_dir)
     return dict(p["pretrained"] if rec["source"] == "imagenet" else p["scratch"], weights=weights, weights_dir=weights_dir)
 

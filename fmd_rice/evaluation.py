@@ -21,15 +21,14 @@ from .detector import Detection
 from .faces import Matches, _get, as_boxes, iou, match  # box geometry: the faces chapter
 
 # %% auto #0
-__all__ = ['WIDTH_BUCKETS', 'PAPER_ACCURACY_FORMULA', 'METRIC_KEYS', 'PREDICTIONS_VERSION', 'TARGETS', 'PAPER_FIGURES',
-           'NAIVE_PIPELINE', 'TABLE_KEYS', 'BOX_GRID', 'BIAS_GRID', 'ImageScore', 'score_image', 'score_images',
-           'face_recall_precision', 'recall_by_width', 'voc_ap', 'PRCurve', 'average_precision', 'map50',
-           'face_accuracy', 'confusion_matrix', 'paper_accuracy', 'running_accuracy', 'face_scores',
-           'evaluate_predictions', 'save_predictions', 'load_predictions', 'records_to_inputs', 'metrics_from_records',
-           'evaluate', 'run_evaluate', 'metrics_table', 'sweep', 'adjust_records', 'fit_box_adjust', 'fit_class_bias',
-           'with_true_labels', 'classify_records', 'face_records', 'validation_faces', 'score_classifier',
-           'plot_running_accuracy', 'plot_pr_curves', 'plot_confusion', 'plot_recall_by_width', 'worst_mistakes',
-           'plot_mistakes']
+__all__ = ['WIDTH_BUCKETS', 'PAPER_ACCURACY_FORMULA', 'METRIC_KEYS', 'PREDICTIONS_VERSION', 'TABLE_KEYS', 'BOX_GRID', 'BIAS_GRID',
+           'ImageScore', 'score_image', 'score_images', 'face_recall_precision', 'recall_by_width', 'voc_ap', 'PRCurve',
+           'average_precision', 'map50', 'face_accuracy', 'confusion_matrix', 'paper_accuracy', 'running_accuracy',
+           'face_scores', 'evaluate_predictions', 'save_predictions', 'load_predictions', 'records_to_inputs',
+           'metrics_from_records', 'evaluate', 'run_evaluate', 'metrics_table', 'sweep', 'adjust_records',
+           'fit_box_adjust', 'fit_class_bias', 'with_true_labels', 'classify_records', 'face_records',
+           'validation_faces', 'score_classifier', 'plot_running_accuracy', 'plot_pr_curves', 'plot_confusion',
+           'plot_recall_by_width', 'worst_mistakes', 'plot_mistakes']
 
 # %% ../nbs/09_evaluation.ipynb #b710d206
 def _gt_arrays(faces)->tuple[np.ndarray, np.ndarray]:
@@ -426,15 +425,6 @@ def run_evaluate(data:str|Path|None, # a folder of images/ + VOC annotations/ (K
     return to_jsonable(metrics)
 
 # %% ../nbs/09_evaluation.ipynb #8fcbc3cd
-TARGETS = {  # what the detector is held against (the crowd-classifier issue); "ilc" rows are on the ILC 2021 test split
-    "kaggle853": {"map50": 0.70, "ap50_incorrect_mask": 0.35, "face_accuracy": 0.83, "paper_accuracy": 0.90,
-                  "face_recall": 0.85, "map50_multilabel": 0.76},
-    "ilc2021": {"map50": 0.80, "ap50_incorrect_mask": 0.60},
-}
-PAPER_FIGURES = {"paper_accuracy": 0.9459, "yolov5s_map50_trained_on_kaggle853": 0.76, "yolov8m_map50_trained_on_kaggle853": 0.890}
-NAIVE_PIPELINE = {"images": "every 4th", "map50": 0.46, "ap50_incorrect_mask": 0.09, "face_recall": 0.83, "recall_w<10": 0.29,
-                  "face_accuracy": 0.69, "unmasked_called_masked": 0.43}  # the naive pipeline's figures, as an issue gives them
-
 TABLE_KEYS = ("images", "gt_faces", "detections", "face_recall", "face_precision", "map50", "map50_multilabel", "face_accuracy",
               "paper_accuracy", "seconds", "images_per_second")
 

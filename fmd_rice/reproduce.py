@@ -21,17 +21,16 @@ from typing import Iterable, Mapping
 import nbformat
 
 import fmd_rice
+from .profiles import PROFILE_NAMES, get_profile
 from .core import FmdRiceError, DataError, MissingDependencyError, data_root, weights_dir, cache_dir, write_json, write_text
 
 # %% auto #0
-__all__ = ['PROFILES', 'STEPS', 'OPTIONAL_STEPS', 'DEFAULT_STEPS', 'STEP_SECONDS', 'MANIFEST', 'KERNEL_NAME', 'ReproduceError',
-           'repo_root', 'plan_steps', 'notebook_fingerprint', 'folder_fingerprint', 'data_fingerprint',
-           'module_imports', 'code_modules', 'code_fingerprint', 'versions', 'weights_sources', 'git_state',
-           'ensure_kernel', 'load_manifest', 'reproduce', 'update_readme']
+__all__ = ['STEPS', 'OPTIONAL_STEPS', 'DEFAULT_STEPS', 'MANIFEST', 'KERNEL_NAME', 'ReproduceError', 'repo_root', 'plan_steps',
+           'notebook_fingerprint', 'folder_fingerprint', 'data_fingerprint', 'module_imports', 'code_modules',
+           'code_fingerprint', 'versions', 'weights_sources', 'git_state', 'ensure_kernel', 'load_manifest',
+           'reproduce', 'update_readme']
 
 # %% ../nbs/11_reproduce.ipynb #46346dcd
-PROFILES = ("smoke", "cpu", "paper")
-
 STEPS = {
     "data": "nbs/paper/01_data.ipynb",
     "backbones": "nbs/paper/02_backbones.ipynb",
@@ -41,12 +40,6 @@ STEPS = {
 }
 OPTIONAL_STEPS = ("selection",)  # run only when named (`only`): too long for the default run, results committed
 DEFAULT_STEPS = tuple(s for s in STEPS if s not in OPTIONAL_STEPS)
-
-STEP_SECONDS = {  # rough guesses for a first run on 2 CPU cores; replaced by measured durations afterwards
-    "smoke": {"data": 20, "backbones": 200, "selection": 120, "classifier": 150, "detectors": 240},
-    "cpu": {"data": 20, "backbones": 1750, "selection": 3600, "classifier": 1200, "detectors": 900},
-    "paper": {"data": 20, "backbones": 12*3600, "selection": 4*3600, "classifier": 2*3600, "detectors": 900},
-}
 
 MANIFEST = "manifest.json"
 
@@ -247,7 +240,7 @@ def _step_error(name, nb_path, output, e)->tuple[dict, str]:
     msg = f"step {name!r} failed {where}: {err['ename']}: {err['evalue']}; executed notebook at {output}"
     return err, msg
 
-# %% ../nbs/11_reproduce.ipynb #663f6019
+# %% ../nbs/11_reproduce.ipynb #8cad5de1
 _WHAT = {"notebook": "notebook code", "parameters": "parameters", "data": "data", "code": "library code",
          "previous": "an earlier step"}
 
@@ -261,7 +254,70 @@ def _why(rec:dict, inputs:dict, output:Path, force:bool)->str:
     changed = [w for k, w in _WHAT.items() if old.get(k) != inputs.get(k)]
     return "changed: " + ", ".join(changed) if changed else "changed inputs"
 
-def reproduce(profile:str="smoke", # one of `PROFILES`
+class _Run:
+    "One reproduction run: its manifest, where it writes, and how it reports."
+    def __init__(self, profile, params, root, out, figures, kernel, progress):
+        self.profile, self.params, self.out, self.kernel = profile, params, out, kernel
+        self.say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+        self.bar, self.t0 = progress and sys.stderr.isatty(), time.perf_counter()
+        self.man = {"profile": profile, "parameters": params, "root": str(root), "out": str(out), "status": "running",
+                    "started": _now(), "finished": None, "duration_s": None, "failed_step": None,
+                    "versions": versions(), "data": data_fingerprint(params["data"]), "weights": weights_sources(),
+                    "git": git_state(root), "kernel": kernel, "steps": dict(load_manifest(out).get("steps", {}))}
+        self.base = {"parameters": _sha(params), "data": _sha(self.man["data"])}
+        self.save()
+
+    def save(self, name:str|None=None, rec:dict|None=None):
+        "Record step `name` (if given) and write the manifest."
+        if name: self.man["steps"][name] = rec
+        write_json(self.out/MANIFEST, self.man)
+
+    def elapsed(self, since:float|None=None)->float: return round(time.perf_counter() - (since or self.t0), 1)
+
+    def estimate(self, names)->str:
+        "How long steps `names` should take: each one's last run here, else the profile's measured time."
+        known = get_profile(self.profile).step_seconds
+        t = [self.man["steps"].get(n, {}).get("run_s") or known.get(n) for n in names]
+        if not any(t): return "unknown"
+        return _hms(sum(x for x in t if x)) + ("" if all(t) else " and steps never timed")
+
+def _skip_step(run:_Run, name:str, rec:dict, head:str):
+    "Record an unchanged step as skipped."
+    rec.update(status="skipped", started=_now(), finished=_now(), duration_s=0.0, why="unchanged")
+    run.save(name, rec)
+    run.say(f"{head}: unchanged since its run of {rec.get('ran_at', '?')} ({_hms(rec.get('run_s'))}), skipped")
+
+def _run_step(run:_Run, name:str, rec:dict, head:str, nb_path:Path, output:Path, why:str, rest:list):
+    "Execute one step's notebook with papermill and record the outcome; raise `ReproduceError` when it fails."
+    import papermill as pm
+    src = "from its last run" if rec.get("run_s") else "from the profile's measured run"
+    run.say(f"{head}: running {nb_path.name} ({why}; estimate {run.estimate([name])} {src}; "
+            f"elapsed {_hms(run.elapsed())}, about {run.estimate(rest)} to go)")
+    rec.update(notebook=str(nb_path), output=str(output), why=why, status="running",
+               started=_now(), finished=None, duration_s=None, error=None)
+    run.save(name, rec)
+    ts = time.perf_counter()
+    try:
+        pm.execute_notebook(str(nb_path), str(output), parameters=run.params, kernel_name=run.kernel,
+                            cwd=str(nb_path.parent), progress_bar=run.bar, log_output=False)
+    except BaseException as e:
+        interrupted = not isinstance(e, Exception)
+        err, msg = _step_error(name, nb_path, output, e)
+        rec.update(status="interrupted" if interrupted else "failed", finished=_now(), duration_s=run.elapsed(ts),
+                   error=err)
+        run.man.update(status=rec["status"], failed_step=name, finished=_now(), duration_s=run.elapsed())
+        run.save(name, rec)
+        run.say(f"{head}: FAILED after {_hms(rec['duration_s'])}")
+        if interrupted: raise
+        raise ReproduceError(msg, name, err["cell"], err["ename"], err["evalue"], output) from e
+    dt = run.elapsed(ts)
+    rec.update(status="ok", finished=_now(), duration_s=dt, run_s=dt)
+    rec["ran_at"] = rec["finished"]
+    run.save(name, rec)
+    run.say(f"{head}: ok in {_hms(dt)} (elapsed {_hms(run.elapsed())})")
+
+# %% ../nbs/11_reproduce.ipynb #ae8b9dc6
+def reproduce(profile:str="smoke", # one of `fmd_rice.profiles.PROFILE_NAMES`
               data:str|Path|None=None, # data root; `None`: `FMD_RICE_DATA`
               out:str|Path|None=None, # output folder; `None`: `<repo>/runs/<profile>`
               only:Iterable[str]|None=None, # run only these steps (names of `STEPS`)
@@ -273,8 +329,8 @@ def reproduce(profile:str="smoke", # one of `PROFILES`
               kernel:str|None=None, # Jupyter kernel; `None`: `ensure_kernel()`
              )->dict: # the manifest, as written to `<out>/manifest.json`
     "Run the paper notebooks with papermill, skipping those already done; raises `ReproduceError` on a failed step."
-    import papermill as pm
-    if profile not in PROFILES: raise ReproduceError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
+    if profile not in PROFILE_NAMES:
+        raise ReproduceError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILE_NAMES)}")
     root = repo_root(root)
     plan = plan_steps(steps, root, only)
     data = data_root(data, required=data is not None)
@@ -283,70 +339,31 @@ def reproduce(profile:str="smoke", # one of `PROFILES`
     figures = Path(figures).resolve() if figures else (out/"figures" if profile == "smoke" else root/"figures")
     params = {"profile": profile, "data": str(data) if data else None, "figures": str(figures), "work": str(out/"work")}
     for d in (out/"notebooks", figures, out/"work"): d.mkdir(parents=True, exist_ok=True)
-    kernel = kernel or ensure_kernel()
-    say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
-    bar = progress and sys.stderr.isatty()
-
-    old = load_manifest(out)
-    dfp = data_fingerprint(data)
-    man = {"profile": profile, "parameters": params, "root": str(root), "out": str(out), "status": "running",
-           "started": _now(), "finished": None, "duration_s": None, "failed_step": None,
-           "versions": versions(), "data": dfp, "weights": weights_sources(), "git": git_state(root),
-           "kernel": kernel, "steps": dict(old.get("steps", {}))}
-    base = {"parameters": _sha(params), "data": _sha(dfp)}
-    t0, prev, chosen = time.perf_counter(), None, [p for p in plan if p[2]]
-    write_json(out/MANIFEST, man)
-    say(f"reproduce: profile {profile}, {len(chosen)} step(s), out {out}, figures {figures}")
-    k = 0
+    run = _Run(profile, params, root, out, figures, kernel or ensure_kernel(), progress)
+    chosen = [name for name, _, selected in plan if selected]
+    run.say(f"reproduce: profile {profile}, {len(chosen)} step(s), out {out}, figures {figures}")
+    prev = None
     for i, (name, nb_path, selected) in enumerate(plan):
-        inputs = {**base, "code": code_fingerprint(nb_path) if nb_path.is_file() else None,
+        inputs = {**run.base, "code": code_fingerprint(nb_path) if nb_path.is_file() else None,
                   "notebook": notebook_fingerprint(nb_path) if nb_path.is_file() else None, "previous": prev}
         fp = prev = _sha(inputs)
         if not selected: continue
-        k += 1
         output = out/"notebooks"/f"{i+1:02d}_{name}.ipynb"
-        rec = dict(man["steps"].get(name, {}))
-        head = f"[{k}/{len(chosen)}] {name}"
+        rec = dict(run.man["steps"].get(name, {}))
+        head = f"[{chosen.index(name) + 1}/{len(chosen)}] {name}"
         if not force and rec.get("status") in ("ok", "skipped") and rec.get("fingerprint") == fp and output.is_file():
-            rec.update(status="skipped", started=_now(), finished=_now(), duration_s=0.0, why="unchanged")
-            man["steps"][name] = rec; write_json(out/MANIFEST, man)
-            say(f"{head}: unchanged since its run of {rec.get('ran_at', '?')} ({_hms(rec.get('run_s'))}), skipped")
+            _skip_step(run, name, rec, head)
             continue
-        est = rec.get("run_s") or STEP_SECONDS.get(profile, {}).get(name)
-        remaining = sum((man["steps"].get(n, {}).get("run_s") or STEP_SECONDS.get(profile, {}).get(n) or 0)
-                        for n, _, s in plan[i:] if s)
         why = _why(rec, inputs, output, force)
-        say(f"{head}: running {nb_path.name} ({why}; estimate {_hms(est)}{' from its last run' if rec.get('run_s') else ', a guess'}; "
-            f"elapsed {_hms(time.perf_counter()-t0)}, about {_hms(remaining)} to go)")
-        rec.update(notebook=str(nb_path), output=str(output), fingerprint=fp, inputs=inputs, why=why, status="running",
-                   started=_now(), finished=None, duration_s=None, error=None)
-        man["steps"][name] = rec; write_json(out/MANIFEST, man)
-        ts = time.perf_counter()
-        try:
-            pm.execute_notebook(str(nb_path), str(output), parameters=params, kernel_name=kernel,
-                                cwd=str(nb_path.parent), progress_bar=bar, log_output=False)
-        except BaseException as e:
-            interrupted = not isinstance(e, Exception)
-            err, msg = _step_error(name, nb_path, output, e)
-            rec.update(status="interrupted" if interrupted else "failed", finished=_now(),
-                       duration_s=round(time.perf_counter()-ts, 1), error=err)
-            man.update(status=rec["status"], failed_step=name, finished=_now(), duration_s=round(time.perf_counter()-t0, 1))
-            write_json(out/MANIFEST, man)
-            say(f"{head}: FAILED after {_hms(rec['duration_s'])}")
-            if interrupted: raise
-            raise ReproduceError(msg, name, err["cell"], err["ename"], err["evalue"], output) from e
-        dt = round(time.perf_counter()-ts, 1)
-        rec.update(status="ok", finished=_now(), duration_s=dt, run_s=dt)
-        rec["ran_at"] = rec["finished"]
-        man["steps"][name] = rec; write_json(out/MANIFEST, man)
-        say(f"{head}: ok in {_hms(dt)} (elapsed {_hms(time.perf_counter()-t0)})")
+        rec.update(fingerprint=fp, inputs=inputs)
+        _run_step(run, name, rec, head, nb_path, output, why, chosen[chosen.index(name):])
     if figures == (root/"figures").resolve() and (root/"README.md").is_file():
-        man["readme_tables"] = update_readme(root/"README.md")
-    man.update(status="ok", finished=_now(), duration_s=round(time.perf_counter()-t0, 1))
-    write_json(out/MANIFEST, man)
-    write_json(figures/f"manifest_{profile}.json", man)  # the record of the run that made these figures, kept beside them
-    say(f"reproduce: done in {_hms(man['duration_s'])}; manifest {out/MANIFEST}")
-    return man
+        run.man["readme_tables"] = update_readme(root/"README.md")
+    run.man.update(status="ok", finished=_now(), duration_s=run.elapsed())
+    run.save()
+    write_json(figures/f"manifest_{profile}.json", run.man)  # the record of the run that made these figures
+    run.say(f"reproduce: done in {_hms(run.man['duration_s'])}; manifest {out/MANIFEST}")
+    return run.man
 
 # %% ../nbs/11_reproduce.ipynb #4c3e56dc
 _BLOCK = re.compile(r"(<!-- begin (?P<name>[^ ]+?\.md) -->\n)(?P<body>.*?)(<!-- end (?P=name) -->)", re.S)

@@ -168,7 +168,7 @@ def test_paper_steps_planned():
 def test_step_code_fingerprint_follows_imports():
     from fmd_rice.reproduce import code_modules, repo_root
     nbs = repo_root() / "nbs" / "paper"
-    assert code_modules(nbs / "02_backbones.ipynb") == ["backbones", "core", "data", "faces", "images"]
+    assert code_modules(nbs / "02_backbones.ipynb") == ["backbones", "core", "data", "faces", "images", "profiles"]
     assert "evaluation" in code_modules(nbs / "03_classifier.ipynb")
     assert "peers" in code_modules(nbs / "04_detectors.ipynb")
     assert real_code_fingerprint(nbs / "01_data.ipynb") != real_code_fingerprint(nbs / "04_detectors.ipynb")

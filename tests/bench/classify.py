@@ -6,10 +6,8 @@ Crops are already at the model's size (what the detector passes after `crop_face
 variable-size crops, which `predict` resizes itself.
 """
 import argparse
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from fmd_rice.backbones import load_classifier

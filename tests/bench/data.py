@@ -8,11 +8,9 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # noqa: E402
-
-from fmd_rice.core import data_root  # noqa: E402
-from fmd_rice.data import build_corpus, check_data, make_dataset  # noqa: E402
+from fmd_rice.core import data_root  # first: it quiets TensorFlow's start-up chatter
+from fmd_rice.data import build_corpus, check_data, make_dataset
+import tensorflow as tf
 
 root = data_root(required=False)
 if root is None:
