@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from .core import (CLASSES, FmdRiceError, ImageError, atomic_path, class_index, save_figure, to_jsonable, weights_dir,
+from .core import (CLASSES, FmdRiceError, draw_confusion, ImageError, atomic_path, class_index, save_figure, to_jsonable, weights_dir,
                            write_json, write_text)
 from .data import CROP_MARGIN
 from .profiles import get_profile
@@ -29,7 +29,7 @@ __all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'CROWD_SOURCE_CAP', 'MODELS_DIR', 'DEF
            'trainable_params', 'classification_metrics', 'fit_resumable', 'image_dataset', 'extract_features',
            'train_head', 'corpus_splits', 'model_fn', 'predict_images', 'evaluate_model', 'inference_ms',
            'train_backbone', 'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus', 'results_table',
-           'plot_histories', 'plot_confusion', 'sha256_file', 'Classifier', 'load_classifier', 'classify_paths',
+           'plot_histories', 'plot_split_confusion', 'sha256_file', 'Classifier', 'load_classifier', 'classify_paths',
            'export_default']
 
 # %% ../nbs/06_backbones.ipynb #6486c3a3
@@ -363,7 +363,53 @@ def inference_ms(model, img_size:int, batch:int=32, reps:int=5)->float:
         t = time.perf_counter(); np.asarray(f(x)); ts.append(time.perf_counter() - t)
     return float(np.median(ts) * 1000 / batch)
 
-# %% ../nbs/06_backbones.ipynb #11996f2c
+# %% ../nbs/06_backbones.ipynb #19d254b0
+def _train_frozen(model, splits:dict, y:tuple, cw:dict, run:Path, ck:str, work:Path, tag:str, c:dict, verbose:int):
+    "Frozen ImageNet base: features once (clean + degraded passes), then the head on them. -> (history, mode, feature timing, seconds not to count)"
+    ftime, tf0 = {"seconds": 0.0, "unknown": 0}, time.time()
+    size, seed, passes = c["img_size"], c["seed"], c["degraded_passes"]
+    fx = [extract_features(model, splits["train"], size, work, tag, timing=ftime)]
+    fx += [extract_features(model, splits["train"], size, work, tag, "augment", seed + 1 + k, timing=ftime)
+           for k in range(passes)]
+    xv = extract_features(model, splits["val"], size, work, tag, timing=ftime)
+    extra = (time.time() - tf0) - ftime["seconds"]  # the features' compute time counts once, cached or not
+    history = train_head(model, np.concatenate(fx), np.tile(y[0], len(fx)), (xv, y[1]), run/f"ckpt_head_{ck}",
+                         c["epochs"], c["lr"], c["batch_size"], c["patience"], cw, c["dropout"], seed, verbose)
+    for h in history: h["phase"] = "head"
+    mode = "frozen ImageNet base + head on cached features" + (f" (+{passes} degraded passes)" if passes else "")
+    return history, mode, ftime, extra
+
+# %% ../nbs/06_backbones.ipynb #c02e5315
+def _fine_tune(model, splits:dict, cw:dict, run:Path, ck:str, c:dict, verbose:int)->tuple:
+    "Unfreeze the top `fine_tune` layers of the base and train end to end. -> (model, history)"
+    keras = _keras()
+    base = model.get_layer("backbone")
+    base.trainable = True
+    for l in base.layers[:-c["fine_tune"]]: l.trainable = False
+    for l in base.layers:
+        if isinstance(l, keras.layers.BatchNormalization): l.trainable = False
+    model.compile(keras.optimizers.Adam(c["fine_tune_lr"]), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    tr = image_dataset(splits["train"], c["img_size"], c["batch_size"], "augment", c["seed"]).shuffle(64, seed=c["seed"])
+    va = image_dataset(splits["val"], c["img_size"], c["batch_size"])
+    model, history = fit_resumable(model, run/f"ckpt_finetune_{ck}", tr, validation_data=va,
+                                   epochs=c["fine_tune_epochs"], patience=c["patience"], class_weight=cw,
+                                   verbose=verbose)
+    return model, [{**h, "phase": "fine-tune"} for h in history]
+
+# %% ../nbs/06_backbones.ipynb #ef36bc04
+def _train_scratch(model, splits:dict, cw:dict, run:Path, ck:str, c:dict, verbose:int)->tuple:
+    "Train the whole network end to end from random weights. -> (model, history)"
+    from fmd_rice.data import make_dataset
+    keras = _keras()
+    model.compile(keras.optimizers.Adam(c["lr"]), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    size, bs, seed = c["img_size"], c["batch_size"], c["seed"]
+    tr = make_dataset(splits["train"], size, batch_size=bs, shuffle=True, augment=True, seed=seed, cache=True)
+    va = make_dataset(splits["val"], size, batch_size=bs, cache=True)
+    model, history = fit_resumable(model, run/f"ckpt_scratch_{ck}", tr, validation_data=va, epochs=c["epochs"],
+                                   patience=c["patience"], class_weight=cw, verbose=verbose)
+    return model, [{**h, "phase": "scratch"} for h in history]
+
+# %% ../nbs/06_backbones.ipynb #f74ab33e
 def train_backbone(name:str, # a key of `BACKBONES`
                    data_root:str|Path|None=None, # data root (else `$FMD_RICE_DATA`)
                    out_dir:str|Path="runs/backbones", # results go to out_dir/<run name>/
@@ -389,16 +435,16 @@ def train_backbone(name:str, # a key of `BACKBONES`
                    verbose:int=0,
                   )->dict: # the result (also in out_dir/<run name>/result.json)
     "Train one backbone as a three-class mask classifier, evaluate it, and record where its weights came from."
+    "Train one backbone as a three-class mask classifier, evaluate it, and record where its weights came from."
     keras = _keras()
     _check_name(name)
-    wdir = weights_dir
-    rec = resolve_weights(name, img_size, weights, wdir)
+    rec = resolve_weights(name, img_size, weights, weights_dir)
     frozen = rec["source"] == "imagenet"
     config = dict(backbone=name, img_size=img_size, epochs=epochs, fine_tune=fine_tune if frozen else 0,
                   weights=rec, batch_size=batch_size, lr=lr or 1e-3, fine_tune_lr=fine_tune_lr,
-                  fine_tune_epochs=fine_tune_epochs if (frozen and fine_tune) else 0, patience=patience, dropout=dropout, hidden=hidden,
-                  degraded_passes=degraded_passes if frozen else 0, max_per_class=max_per_class,
-                  max_eval_per_class=max_eval_per_class, seed=seed)
+                  fine_tune_epochs=fine_tune_epochs if (frozen and fine_tune) else 0, patience=patience,
+                  dropout=dropout, hidden=hidden, degraded_passes=degraded_passes if frozen else 0,
+                  max_per_class=max_per_class, max_eval_per_class=max_eval_per_class, seed=seed)
     if corpus is not None:  # the corpus is part of the configuration (the paper's corpus leaves it out, as before)
         config["corpus"] = dict(rows=len(corpus), key=_key(*corpus.path, *corpus.label, *corpus.split))
     run = Path(out_dir)/(run_name or name)
@@ -409,59 +455,38 @@ def train_backbone(name:str, # a key of `BACKBONES`
     run.mkdir(parents=True, exist_ok=True)
     ck = f"{_key(json.dumps(to_jsonable(config), sort_keys=True))}"  # checkpoints belong to one configuration
     work = Path(work) if work else Path(out_dir)/"features"
-    splits = corpus_splits(data_root, seed, max_per_class, max_eval_per_class) if corpus is None else \
-             {sp: _subsample(corpus[corpus.split == sp], max_per_class if sp == "train" else max_eval_per_class, seed)
-              for sp in ("train", "val", "test")}
+    if corpus is None: splits = corpus_splits(data_root, seed, max_per_class, max_eval_per_class)
+    else:
+        splits = {sp: _subsample(corpus[corpus.split == sp], max_per_class if sp == "train" else max_eval_per_class,
+                                 seed) for sp in ("train", "val", "test")}
     from fmd_rice.data import class_weights
     cw = class_weights(splits["train"], "train")
-    ytr = np.array([class_index(l) for l in splits["train"].label]); yva = np.array([class_index(l) for l in splits["val"].label])
+    y = tuple(np.array([class_index(l) for l in splits[s].label]) for s in ("train", "val"))
     keras.utils.set_random_seed(seed)
     model, rec = build_classifier(name, img_size, rec, dropout=dropout, hidden=hidden)
-    t0 = time.time(); history = []; ftime = {"seconds": 0.0, "unknown": 0}
+    t0, ftime = time.time(), {"seconds": 0.0, "unknown": 0}
     if frozen:
-        mode = "frozen ImageNet base + head on cached features" + (f" (+{degraded_passes} degraded passes)" if degraded_passes else "")
         tag = f"{name}_{_key(rec.get('file'), rec['source'])}"
-        tf0 = time.time()
-        fx = [extract_features(model, splits["train"], img_size, work, tag, timing=ftime)]
-        fx += [extract_features(model, splits["train"], img_size, work, tag, "augment", seed + 1 + k, timing=ftime)
-               for k in range(degraded_passes)]
-        xv = extract_features(model, splits["val"], img_size, work, tag, timing=ftime)
-        t0 += (time.time() - tf0) - ftime["seconds"]  # count the features' compute time once, cached or not
-        history = train_head(model, np.concatenate(fx), np.tile(ytr, len(fx)), (xv, yva), run/f"ckpt_head_{ck}", epochs,
-                             lr or 1e-3, batch_size, patience, cw, dropout, seed, verbose)
-        for h in history: h["phase"] = "head"
-        trainable = trainable_params(model) if not fine_tune else None
+        history, mode, ftime, extra = _train_frozen(model, splits, y, cw, run, ck, work, tag, config, verbose)
+        t0 += extra
+        trainable = trainable_params(model)
         if fine_tune:
+            model, h2 = _fine_tune(model, splits, cw, run, ck, config, verbose)
+            history += [{**h, "epoch": h["epoch"] + len(history)} for h in h2]
             mode += f", then top {fine_tune} layers fine-tuned end to end"
-            base = model.get_layer("backbone"); base.trainable = True
-            for l in base.layers[:-fine_tune]: l.trainable = False
-            for l in base.layers:
-                if isinstance(l, keras.layers.BatchNormalization): l.trainable = False
-            model.compile(keras.optimizers.Adam(fine_tune_lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
             trainable = trainable_params(model)
-            tr = image_dataset(splits["train"], img_size, batch_size, "augment", seed).shuffle(64, seed=seed)
-            va = image_dataset(splits["val"], img_size, batch_size)
-            model, h2 = fit_resumable(model, run/f"ckpt_finetune_{ck}", tr, validation_data=va, epochs=fine_tune_epochs,
-                                      patience=patience, class_weight=cw, verbose=verbose)
-            n0 = len(history); history += [{**h, "epoch": h["epoch"] + n0, "phase": "fine-tune"} for h in h2]
     else:
         mode = "from scratch, end to end (no ImageNet weights)"
-        model.compile(keras.optimizers.Adam(lr or 1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model, history = _train_scratch(model, splits, cw, run, ck, config, verbose)
         trainable = trainable_params(model)
-        from fmd_rice.data import make_dataset
-        tr = make_dataset(splits["train"], img_size, batch_size=batch_size, shuffle=True, augment=True, seed=seed, cache=True)
-        va = make_dataset(splits["val"], img_size, batch_size=batch_size, cache=True)
-        model, history = fit_resumable(model, run/f"ckpt_scratch_{ck}", tr, validation_data=va, epochs=epochs,
-                                       patience=patience, class_weight=cw, verbose=verbose)
-        for h in history: h["phase"] = "scratch"
     train_s = time.time() - t0
     with atomic_path(run/"model.keras") as tmp: model.save(tmp)
-    metrics = evaluate_model(model, splits, img_size, seed)
     res = dict(backbone=name, display=BACKBONES[name]["display"], weights=rec, mode=mode, config=config,
                trainable_params=trainable, total_params=int(model.count_params()), img_size=img_size,
                epochs_run=len(history), train_time_s=round(train_s, 1),
-               feature_time_s=None if ftime["unknown"] or not frozen else round(ftime["seconds"], 1), class_weights=cw,
-               n={s: int(len(d)) for s, d in splits.items()}, metrics=metrics,
+               feature_time_s=None if ftime["unknown"] or not frozen else round(ftime["seconds"], 1),
+               class_weights=cw, n={s: int(len(d)) for s, d in splits.items()},
+               metrics=evaluate_model(model, splits, img_size, seed),
                n_by_source={s: {src: {c: int(((d.source == src) & (d.label == c)).sum()) for c in CLASSES}
                                 for src in sorted(d.source.unique())} for s, d in splits.items()},
                infer_ms_per_face_b32=round(inference_ms(model, img_size), 3), history=history,
@@ -610,18 +635,16 @@ def plot_histories(results:list[dict], # results of `train_backbone`
     save_figure(fig, path)
     return fig
 
-def plot_confusion(result:dict, split:str="test", path:str|Path|None=None):
+def plot_split_confusion(result:dict, # a `train_backbone` result
+                         split:str="test", # one of its evaluation splits
+                         path:str|Path|None=None, # save here (atomically) when given
+                        ):
     "Confusion matrix (counts, row-normalised colours) of one result on one evaluation split."
     import matplotlib.pyplot as plt
-    cm = np.array(result["metrics"][split]["confusion"], float)
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(4.6, 4))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(3):
-        for j in range(3): ax.text(j, i, int(cm[i, j]), ha="center", va="center", color="white" if norm[i, j] > .5 else "black")
-    ax.set_xticks(range(3), CLASSES, rotation=20); ax.set_yticks(range(3), CLASSES)
-    ax.set_xlabel("predicted"); ax.set_ylabel("true")
-    ax.set_title(f"{result['display']} ({result['weights']['label']}), {split}", fontsize=9)
+    draw_confusion(ax, result["metrics"][split]["confusion"], list(CLASSES), list(CLASSES),
+                   f"{result['display']} ({result['weights']['label']}), {split}")
+    ax.title.set_fontsize(9)
     save_figure(fig, path)
     return fig
 

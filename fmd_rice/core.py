@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 __all__ = ['CLASSES', 'KAGGLE853_LABELS', 'ILC2021_LABELS', 'VOC_LABELS', 'ENV_DATA', 'ENV_WEIGHTS', 'ENV_CACHE', 'class_index',
            'FmdRiceError', 'ImageError', 'DataError', 'MissingDependencyError', 'data_root', 'weights_dir', 'cache_dir',
            'atomic_path', 'write_bytes', 'write_text', 'to_jsonable', 'write_json', 'markdown_table', 'write_table',
-           'save_figure']
+           'save_figure', 'draw_confusion']
 
 # %% ../nbs/00_core.ipynb #7a8247b6
 CLASSES = ("correct_mask", "incorrect_mask", "no_mask")
@@ -171,3 +171,21 @@ def save_figure(fig, # a matplotlib `Figure`
     if path is not None:
         with atomic_path(path) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
     return fig
+
+# %% ../nbs/00_core.ipynb #fa00cf07
+def draw_confusion(ax, # a matplotlib `Axes`
+                   counts, # `[rows, cols]` counts: true class by row, predicted by column
+                   rows:list[str], # row labels (true)
+                   cols:list[str], # column labels (predicted)
+                   title:str="",
+                  ):
+    "Draw a confusion matrix on `ax`: counts as text, colours normalised per row."
+    import seaborn as sns
+    cm = np.asarray(counts, float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    sns.heatmap(norm, annot=cm.astype(int), fmt="d", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax,
+                xticklabels=cols, yticklabels=rows)
+    ax.tick_params(axis="x", labelrotation=20)
+    ax.tick_params(axis="y", labelrotation=0)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return ax

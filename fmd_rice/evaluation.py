@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from .core import CLASSES, DataError, FmdRiceError, ImageError, atomic_path, class_index, data_root, save_figure, to_jsonable, write_json
+from .core import (CLASSES, DataError, FmdRiceError, ImageError, atomic_path, class_index, data_root,
+                           draw_confusion, save_figure, to_jsonable, write_json)
 from .detector import Detection
 from .faces import Matches, _get, as_boxes, iou, match  # box geometry: the faces chapter
 
@@ -658,17 +659,17 @@ def plot_pr_curves(results_by_detector:Mapping[str, Sequence[dict]], # name -> p
 def plot_confusion(results_by_detector:Mapping[str, Any], # name -> per-image records or metrics dict
                    path:str|Path|None=None):
     "Confusion matrix per detector, with a 'missed' column and a 'none' row (unmatched detections)."
-    import matplotlib.pyplot as plt, seaborn as sns
-    n = len(results_by_detector)
-    fig, axes = plt.subplots(1, max(n, 1), figsize=(4.6 * max(n, 1), 4), squeeze=False)
+    import matplotlib.pyplot as plt
+    n = max(len(results_by_detector), 1)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4), squeeze=False)
+    short = ["correct", "incorrect", "no mask"]
     for ax, (name, x) in zip(axes[0], results_by_detector.items()):
         cm = _metrics_of(x)["confusion"]
-        mat = np.zeros((4, 4), int); mat[:3, :3] = cm["matrix"]
-        mat[:3, 3] = [cm["missed"][c] for c in CLASSES]; mat[3, :3] = [cm["unmatched_detections"][c] for c in CLASSES]
-        short = ["correct", "incorrect", "no mask"]
-        sns.heatmap(mat, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
-                    xticklabels=short + ["missed"], yticklabels=short + ["none"])
-        ax.set(title=name, xlabel="predicted", ylabel="true")
+        mat = np.zeros((4, 4), int)
+        mat[:3, :3] = cm["matrix"]
+        mat[:3, 3] = [cm["missed"][c] for c in CLASSES]
+        mat[3, :3] = [cm["unmatched_detections"][c] for c in CLASSES]
+        draw_confusion(ax, mat, short + ["none"], short + ["missed"], name)
     fig.tight_layout()
     return save_figure(fig, path)
 
