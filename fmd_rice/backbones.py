@@ -18,32 +18,20 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from .core import (CLASSES, FmdRiceError, draw_confusion, ImageError, atomic_path, class_index, save_figure, to_jsonable, weights_dir,
+from .core import (CLASSES, draw_confusion, ImageError, atomic_path, class_index, save_figure, to_jsonable, weights_dir,
                            write_json, write_text)
 from .data import CROP_MARGIN
+from .runtime import ModelError, _keras, _tf, check_image_classifier, load_keras, verify_file
 from .profiles import get_profile
 
 # %% auto #0
-__all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'CROWD_SOURCE_CAP', 'MODELS_DIR', 'DEFAULT_MODEL', 'SOURCE_NAMES', 'ModelError',
-           'preprocess_layer', 'keras_cache_dir', 'resolve_weights', 'build_classifier', 'feature_model',
-           'trainable_params', 'classification_metrics', 'fit_resumable', 'image_dataset', 'extract_features',
-           'train_head', 'corpus_splits', 'model_fn', 'predict_images', 'evaluate_model', 'inference_ms',
-           'train_backbone', 'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus', 'results_table',
-           'plot_histories', 'plot_split_confusion', 'sha256_file', 'Classifier', 'load_classifier', 'classify_paths',
-           'export_default']
-
-# %% ../nbs/06_backbones.ipynb #6486c3a3
-def _keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    return keras
-
-def _tf():
-    import tensorflow as tf
-    return tf
-
-class ModelError(FmdRiceError):
-    "A classifier file that is missing, does not match its model card, or cannot be loaded."
+__all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'CROWD_SOURCE_CAP', 'MODELS_DIR', 'DEFAULT_MODEL', 'SOURCE_NAMES', 'preprocess_layer',
+           'keras_cache_dir', 'resolve_weights', 'build_classifier', 'feature_model', 'trainable_params',
+           'classification_metrics', 'fit_resumable', 'image_dataset', 'extract_features', 'train_head',
+           'corpus_splits', 'model_fn', 'predict_images', 'evaluate_model', 'inference_ms', 'train_backbone',
+           'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus', 'found_faces', 'voc_crowd_crops',
+           'cv_corpus', 'train_fold_head', 'cv_fold_classifier', 'results_table', 'plot_histories',
+           'plot_split_confusion', 'Classifier', 'load_classifier', 'classify_paths', 'export_default']
 
 # %% ../nbs/06_backbones.ipynb #1a98bcfa
 BACKBONES = {
@@ -210,7 +198,7 @@ def _make_checkpoint_class():
             if st["wait"] >= self.patience: st["stopped"] = True; self.model.stop_training = True
             write_json(self.folder/"state.json", st)
         def restore_best(self, model):
-            if self.best_path.exists(): model.set_weights(_keras().saving.load_model(self.best_path).get_weights())
+            if self.best_path.exists(): model.set_weights(load_keras(self.best_path).get_weights())
     return ResumableCheckpoint
 
 def fit_resumable(model, # a compiled Keras model (ignored in favour of the checkpoint when resuming)
@@ -225,10 +213,9 @@ def fit_resumable(model, # a compiled Keras model (ignored in favour of the chec
                   verbose:int=0,
                   **fit_kw):
     "Fit with early stopping on val loss and an atomic per-epoch checkpoint; resume from it when present. Returns (model, history list)."
-    keras = _keras()
     cb = _make_checkpoint_class()(folder, patience)
     if cb.initial_epoch > 0 and cb.last_path.exists():
-        model = keras.saving.load_model(cb.last_path)
+        model = load_keras(cb.last_path)
     if not cb.done(epochs):
         model.fit(x, y, validation_data=validation_data, epochs=epochs, initial_epoch=cb.initial_epoch,
                   class_weight=class_weight, batch_size=batch_size, callbacks=[cb], verbose=verbose, **fit_kw)
@@ -589,6 +576,153 @@ def crowd_corpus(data_root_=None, # data root (else `$FMD_RICE_DATA`): kaggle12k
                     box_adjust=box_adjust, margin=margin, per_face=per_face, web_per_class=web_per_class)
     return df
 
+# %% ../nbs/06_backbones.ipynb #cv060001
+def found_faces(records:list, # per-image records of a detector run with RetinaFace's own boxes (`box_adjust=None`)
+               )->dict: # stem -> [[x1, y1, x2, y2, score], ...]: the cache format of `detector_boxes`
+    "The faces a detector run found per photo, for `detector_boxes` to reuse instead of running RetinaFace again."
+    return {r["stem"]: [[*(float(v) for v in d["box"]), float(d.get("score", 1.0))] for d in r.get("detections") or []]
+            for r in records if not r.get("error")}
+
+def voc_crowd_crops(images:list, # `VocImage`s whose annotated faces become crops
+                    folder:str|Path, # crop files and the faces cache go here (never into the data folders)
+                    widths, # face widths the crowd-scale crops are drawn from (the Kaggle 853 dev part's)
+                    box_adjust:tuple|None, # the detector's box convention
+                    records:list|None=None, # a detector run on `images` with `box_adjust=None`: its faces are reused
+                    per_face:int=3, # crowd-scale crops per face, besides one at its own size
+                    margin:float=CROP_MARGIN, size:int=128, # as in `fmd_rice.data.crop_face`
+                    source:str="kaggle853", # the rows' `source` (and the faces cache's name)
+                    seed:int=0,
+                    progress:bool=False,
+                   )->pd.DataFrame: # rows `fmd_rice.data.CROWD_COLUMNS`, split "train"; `attrs["boxes"]`: box stats
+    "Every annotated face of `images` cut as the detector cuts it (`detector_boxes` + `write_crowd_crops`)."
+    from fmd_rice.data import write_crowd_crops
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cache = folder/f"retinaface_{source}.json"
+    if records is not None:
+        found = json.loads(cache.read_text()) if cache.exists() else {}
+        new = {k: v for k, v in found_faces(records).items() if k not in found}
+        if new: write_json(cache, {**found, **new})
+    boxes, stats = detector_boxes(images, box_adjust, cache, progress=progress)
+    crops = write_crowd_crops(images, {v.stem: "train" for v in images},
+                              folder/f"crops_{size}_m{margin}_{_key(box_adjust, per_face, seed)}", widths, boxes,
+                              jitter=stats["jitter"], per_face=per_face, margin=margin, size=size, source=source,
+                              seed=seed)
+    crops.attrs["boxes"] = stats
+    return crops
+
+def cv_corpus(data_root_=None, # data root (else `$FMD_RICE_DATA`): kaggle12k/, maskedface-net/, ilc2021/, kaggle853/
+              folder:str|Path="runs/crowd", # crop files and faces caches (shared with the crowd classifier's corpus)
+              images:list|None=None, # the Kaggle 853 `VocImage`s to cut (`None`: all of them)
+              records:list|None=None, # a detector run on `images` with `box_adjust=None` (its faces are reused)
+              box_adjust:tuple|None=None, # the box convention the crops are cut with
+              margin:float=CROP_MARGIN, size:int=128, per_face:int=3, web_per_class:int|None=CROWD_SOURCE_CAP,
+              seed:int=0,
+              limit:int|None=None, # as in `crowd_corpus` (a quick run)
+              progress:bool=False,
+             )->pd.DataFrame: # corpus rows; Kaggle 853's: source "kaggle853", split "train", group "kaggle853:<stem>"
+    "The crowd classifier's corpus (`crowd_corpus`) plus every Kaggle 853 face cut the same way: what the CV trains on."
+    from fmd_rice.data import dev_split, load_kaggle853, voc_faces
+    base = crowd_corpus(data_root_, folder, box_adjust, margin, size, per_face, web_per_class, seed, limit, progress)
+    k853 = load_kaggle853(data_root_)[0]
+    widths = voc_faces(dev_split(k853)[0]).width.to_numpy()  # the crowd sizes of `crowd_corpus`
+    crops = voc_crowd_crops(k853 if images is None else images, Path(folder)/"kaggle853", widths, box_adjust, records,
+                            per_face, margin, size, "kaggle853", seed, progress)
+    df = pd.concat([base, crops], ignore_index=True)
+    df.attrs.update(base.attrs, kaggle853_boxes=crops.attrs["boxes"])
+    return df
+
+# %% ../nbs/06_backbones.ipynb #cv060004
+def train_fold_head(name:str, # a key of `BACKBONES` with ImageNet weights (its base stays frozen)
+                    corpus:pd.DataFrame, # `cv_corpus`: rows with `path`, `label`, `source`, `split`, `group`
+                    held_out:Iterable, # `group`s left out of training (a fold's images: "kaggle853:<stem>")
+                    folder:str|Path, # this fold's model, checkpoints and card
+                    features:str|Path, # feature cache shared by every fold: all training rows' features, computed once
+                    img_size:int=96,
+                    epochs:int=60, patience:int=6, degraded_passes:int=2, batch_size:int=64, lr:float=1e-3,
+                    dropout:float=0.3, hidden:int=512,
+                    max_per_class:int|None=None, # subsample training rows per (class, source), Kaggle 853's excepted
+                    max_eval_per_class:int|None=None, # subsample validation rows per (class, source)
+                    margin:float=CROP_MARGIN, # the crop margin the corpus was cut with (recorded on the card)
+                    weights:str|Path="auto", weights_dir:str|Path|None=None, seed:int=0, verbose:int=0,
+                   )->dict: # the result and the model's card (folder/model.json): `model_path`, rows, history
+    "One fold's classifier: a head on frozen ImageNet features of every training row but the held-out ones (resumable)."
+    keras = _keras()
+    rec = resolve_weights(name, img_size, weights, weights_dir)
+    if rec["source"] != "imagenet":
+        raise ModelError(f"{name}: the cross-validation trains a head on frozen ImageNet features, "
+                         "and no ImageNet weights were found")
+    held_out, folder = set(held_out), Path(folder)
+    web = corpus[corpus.source != "kaggle853"]
+    tr = pd.concat([_subsample(web[web.split == "train"], max_per_class, seed),
+                    corpus[(corpus.source == "kaggle853") & (corpus.split == "train")]], ignore_index=True)
+    va = _subsample(corpus[corpus.split == "val"], max_eval_per_class, seed)
+    keep = ~tr.group.isin(held_out).to_numpy()
+    config = dict(backbone=name, img_size=img_size, epochs=epochs, patience=patience, degraded_passes=degraded_passes,
+                  batch_size=batch_size, lr=lr, dropout=dropout, hidden=hidden, seed=seed, weights=rec, margin=margin,
+                  rows=int(keep.sum()), key=_key(*tr.path[keep], *tr.label[keep], *va.path))
+    card_path, model_path = folder/"model.json", folder/"model.keras"  # the result is the card `load_classifier` reads
+    if card_path.exists() and model_path.exists():
+        old = json.loads(card_path.read_text())
+        if old.get("config") == to_jsonable(config): return old
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    keras.utils.set_random_seed(seed)
+    model, rec = build_classifier(name, img_size, rec, dropout=dropout, hidden=hidden)
+    tag = f"{name}_{_key(rec.get('file'), rec['source'])}"
+    fx = [extract_features(model, tr, img_size, features, tag)]  # every fold's rows: one cache entry for all folds
+    fx += [extract_features(model, tr, img_size, features, tag, "augment", seed + 1 + k)
+           for k in range(degraded_passes)]
+    xv = extract_features(model, va, img_size, features, tag)
+    from fmd_rice.data import class_weights
+    ytr = np.array([class_index(l) for l in tr.label[keep]])
+    yva = np.array([class_index(l) for l in va.label])
+    cw = class_weights(tr[keep].assign(split="train"))
+    ckpt = folder/f"ckpt_head_{_key(json.dumps(to_jsonable(config), sort_keys=True))}"
+    hist = train_head(model, np.concatenate([f[keep] for f in fx]), np.tile(ytr, len(fx)), (xv, yva), ckpt, epochs, lr,
+                      batch_size, patience, cw, dropout, seed, verbose)
+    with atomic_path(model_path) as tmp: model.save(tmp)
+    kept = tr[keep]
+    mode = "frozen ImageNet base + head on cached features"
+    if degraded_passes: mode += f" (+{degraded_passes} degraded passes)"
+    rows = {src: {c: int(((kept.source == src) & (kept.label == c)).sum()) for c in CLASSES}
+            for src in sorted(set(kept.source))}
+    res = dict(backbone=name, img_size=img_size, margin=margin, config=config, model_path=str(model_path),
+               note="a cross-validation fold's model: never packaged, used for its fold only", mode=mode,
+               held_out=len(held_out), epochs_run=len(hist), history=hist, class_weights=cw, rows=rows,
+               train_s=round(time.time() - t0, 1))
+    write_json(card_path, res)
+    return to_jsonable(res)
+
+_CV_CORPUS = {}  # the last corpus `cv_fold_classifier` built, and its key
+
+def cv_fold_classifier(fold:int, # the fold held out
+                       held_out:set, # its image stems
+                       box_adjust:tuple|None, # the box convention fitted on the other folds
+                       images:list, # the Kaggle 853 `VocImage`s cross-validated
+                       records:list, # RetinaFace's faces on them (a detector run with `box_adjust=None`)
+                       folder:str|Path, # the run folder: `fold<k>/` per fold, `features/` shared
+                       crowd:str|Path, # crop files and faces caches (`cv_corpus`'s `folder`)
+                       crop_box:tuple|None|str="fold", # the training crops' box convention ("fold": `box_adjust`)
+                       backbone:str="mobilenet",
+                       data_root_=None, # data root (else `$FMD_RICE_DATA`)
+                       per_face:int=3, # `cv_corpus`
+                       limit:int|None=None, # `cv_corpus`'s limit (a quick run)
+                       margin:float=CROP_MARGIN,
+                       seed:int=0,
+                       **train_kw, # `train_fold_head` settings (img_size, epochs, degraded_passes, patience, ...)
+                      ): # the fold's `Classifier`
+    "Train (or reload) one fold's classifier on the crowd corpus and the other folds' faces, all cut with `crop_box`."
+    box = box_adjust if crop_box == "fold" else crop_box
+    key = (str(data_root_), str(crowd), box, margin, per_face, limit, seed, tuple(v.stem for v in images))
+    if _CV_CORPUS.get("key") != key:  # folds cut with the same convention share one corpus (built once per process)
+        _CV_CORPUS.update(key=key, corpus=cv_corpus(data_root_, crowd, images, records, box, margin=margin,
+                                                   per_face=per_face, limit=limit, seed=seed))
+    corpus = _CV_CORPUS["corpus"]
+    res = train_fold_head(backbone, corpus, {f"kaggle853:{s}" for s in held_out}, Path(folder)/f"fold{fold}",
+                          Path(folder)/"features", margin=margin, seed=seed, **train_kw)
+    return load_classifier(res["model_path"], verify=False)
+
 # %% ../nbs/06_backbones.ipynb #3d24a3cd
 def _r(x, n=4): return None if x is None else round(float(x), n)
 
@@ -653,13 +787,6 @@ import fmd_rice as _pkg
 MODELS_DIR = Path(_pkg.__file__).resolve().parent/"models"
 DEFAULT_MODEL = MODELS_DIR/"default.keras"
 
-def sha256_file(path:str|Path)->str:
-    "sha256 of a file, hex."
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""): h.update(chunk)
-    return h.hexdigest()
-
 def _resize_crop(a, size:int)->np.ndarray:
     import cv2
     a = np.asarray(a)
@@ -678,13 +805,16 @@ class Classifier:
                  card:dict|None=None, # the model card
                  margin:float|None=None, # crop margin (else the card's, else `CROP_MARGIN`)
                  max_batch:int=128, # largest batch of one model call
+                 source:str|Path|None=None, # the `.keras` file `model` came from (keys the optimised runtime's conversion)
+                 backend:str|None=None, # "auto", "openvino" or "tensorflow" (`fmd_rice.runtime.backend_name`)
+                 precision:str|None=None, # OpenVINO's precision, "f32" or "bf16" (`fmd_rice.runtime.precision_name`)
                 ):
+        check_image_classifier(model, model.name)
         self.model, self.card, self.max_batch = model, dict(card or {}), max_batch
         self.img_size = int(model.inputs[0].shape[1])
         self.margin = float(margin if margin is not None else self.card.get("margin", CROP_MARGIN))
-        tf = _tf()
-        self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
-                               input_signature=[tf.TensorSpec([None, self.img_size, self.img_size, 3], tf.float32)])
+        from fmd_rice.runtime import keras_fn
+        self._fn = keras_fn(model, source, None, backend, precision)  # `load_classifier` verified `source` already
 
     @property
     def name(self)->str: return self.card.get("backbone", self.model.name)
@@ -720,24 +850,20 @@ class Classifier:
 def load_classifier(path:str|Path|None=None, # a `.keras` file; `None`: the packaged default model
                     verify:bool=True, # check the sha256 against the card (required for the default model)
                     **kw)->Classifier:
-    "Load a classifier and its card (`<stem>.json` beside it); the sha256 must match the card when there is one."
-    keras = _keras()
+    "Load a classifier and its card (`<stem>.json` beside it) through `fmd_rice.runtime`: sha256, safe mode, shapes."
     p = Path(path) if path else DEFAULT_MODEL
     if not p.is_file():
         raise ModelError(f"classifier {p} not found" + ("; the package's default model is missing: reinstall fmd_rice or "
                                                          "pass a model trained with `fmd-rice train`" if path is None else ""))
-    cp = p.with_suffix(".json"); card = {}
-    if cp.is_file(): card = json.loads(cp.read_text())
+    cp = p.with_suffix(".json")
+    card = {}
+    if cp.is_file():
+        try: card = json.loads(cp.read_text())
+        except (ValueError, UnicodeDecodeError) as e: raise ModelError(f"{cp}: model card is not JSON ({e})") from None
     elif path is None: raise ModelError(f"model card {cp} of the default model is missing")
-    if verify and card.get("sha256"):
-        got = sha256_file(p)
-        if got != card["sha256"]:
-            raise ModelError(f"{p}: sha256 {got[:12]}... does not match its card {cp.name} ({card['sha256'][:12]}...): "
-                             "the file is corrupt or was replaced")
+    if verify and card.get("sha256"): verify_file(p, sha256=card["sha256"], recorded_in=f"its card {cp.name}")
     elif verify and path is None: raise ModelError(f"model card {cp} has no sha256")
-    try: model = keras.saving.load_model(p, safe_mode=True)
-    except Exception as e: raise ModelError(f"{p}: cannot load the model ({type(e).__name__}: {e})") from e
-    return Classifier(model, card, **kw)
+    return Classifier(load_keras(p, classes=CLASSES), card, source=p, **kw)
 
 def classify_paths(paths, # image files or folders, each image taken as one face crop
                    model:str|Path|Classifier|None=None, # a `.keras` file or a `Classifier`; `None`: the default model
@@ -792,7 +918,7 @@ def export_default(result:dict, # a `train_backbone` result (its `model_path` is
     "Copy a trained model to `dest` (atomically) and write its model card `<stem>.json` with the file's sha256."
     dest = Path(dest) if dest else DEFAULT_MODEL
     keras = _keras()
-    m = keras.saving.load_model(result["model_path"], safe_mode=True)
+    m = load_keras(result["model_path"])
     with atomic_path(dest) as tmp:  # the same layers and weights, without the optimizer state training left in the file
         keras.Model(m.inputs, m.outputs, name=m.name).save(tmp)
         tmp.chmod(0o644)

@@ -22,12 +22,13 @@ from PIL import Image, UnidentifiedImageError
 from .core import (CLASSES, ILC2021_LABELS, KAGGLE853_LABELS, VOC_LABELS, DataError, ImageError, MissingDependencyError, class_index,
                            data_root, markdown_table)
 from .images import IMAGE_EXTS, read_image, save_image
+from .runtime import _tf
 
 # %% auto #0
 __all__ = ['CROP_MARGIN', 'BOX_TOLERANCE', 'SOURCES', 'SPLITS_12K', 'LABELS_12K', 'IMFD_SUBTYPES', 'CORPUS_COLUMNS',
            'SPLIT_FRACTIONS', 'CONTRIB_SPLIT', 'CROWD_COLUMNS', 'WIDTH_QUANTILES', 'KAGGLE_HANDLES', 'CORRECTED',
            'crop_face', 'crop_faces', 'GtFace', 'VocImage', 'DataIssue', 'load_voc', 'load_kaggle853', 'load_ilc2021',
-           'dev_split', 'voc_faces', 'load_kaggle12k', 'load_maskedface', 'group_split', 'build_corpus',
+           'dev_split', 'voc_faces', 'cv_folds', 'load_kaggle12k', 'load_maskedface', 'group_split', 'build_corpus',
            'class_weights', 'corpus_table', 'ilc_split', 'ilc_summary', 'shrink_photo', 'crowd_crop', 'jitter_box',
            'write_crowd_crops', 'degrade', 'augment_image', 'make_dataset', 'kaggle853_summary', 'sample_figure',
            'download_kaggle', 'check_data', 'format_check']
@@ -231,6 +232,23 @@ def voc_faces(images:list)->pd.DataFrame:
                  width=f.width, height=f.height, difficult=f.difficult) for v in images for f in v.faces]
     return pd.DataFrame(rows, columns=["stem", "label", "x1", "y1", "x2", "y2", "width", "height", "difficult"])
 
+# %% ../nbs/05_data.ipynb #cv050001
+def cv_folds(images:Iterable, # `VocImage`s (anything with `.stem`) or image stems
+             k:int=5, # number of folds
+             seed:int=0, # another seed gives other folds
+            )->dict: # stem -> fold (0 .. k-1)
+    "Folds by image: stems ordered by the sha256 of 'seed:stem', the i-th of that order in fold i mod k."
+    stems = [str(getattr(v, "stem", v)) for v in images]
+    if k < 2: raise ValueError(f"cross-validation needs at least 2 folds, not {k}")
+    seen, dup = set(), set()
+    for s in stems:
+        if s in seen: dup.add(s)
+        seen.add(s)
+    if dup: raise DataError(f"image stems must be unique to fold by image; repeated: {', '.join(sorted(dup)[:5])}")
+    if len(stems) < k: raise DataError(f"{len(stems)} images cannot fill {k} folds")
+    rank = sorted(stems, key=lambda s: (hashlib.sha256(f"{seed}:{s}".encode()).hexdigest(), s))
+    return {s: i % k for i, s in enumerate(rank)}
+
 # %% ../nbs/05_data.ipynb #fdef657a
 SPLITS_12K = {"Train": "train", "Validation": "val", "Test": "test"}
 LABELS_12K = {"WithMask": "correct_mask", "WithoutMask": "no_mask"}
@@ -419,11 +437,6 @@ def write_crowd_crops(images:list, # `VocImage`s whose faces become crops
     return pd.DataFrame(rows, columns=CROWD_COLUMNS)
 
 # %% ../nbs/05_data.ipynb #5fe053f3
-def _tf():
-    try: import tensorflow as tf
-    except ImportError as e: raise MissingDependencyError("tf.data pipelines need TensorFlow: pip install tensorflow") from e
-    return tf
-
 def _seed_or_random(seed):
     tf = _tf()
     if seed is None: return tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int32)

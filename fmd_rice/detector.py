@@ -9,20 +9,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import csv
-import hashlib
-import io
-import json
-from pathlib import Path
 from typing import Iterator
 
-from .core import CLASSES, ImageError, atomic_path, class_index, write_json, write_text
+from .core import CLASSES, class_index
 from .faces import Face, FaceFinder
-from .images import IMAGE_EXTS, draw_boxes, list_images, read_image, save_image
+from .images import draw_boxes, read_image
 
 # %% auto #0
-__all__ = ['PRESETS', 'FROM_CARD', 'COLORS', 'SHORT', 'VIDEO_EXTS', 'CSV_FIELDS', 'Detection', 'Detector', 'apply_class_bias',
-           'MaskDetector', 'render', 'draw_mask', 'demo_photo', 'iter_video_frames', 'detect_paths']
+__all__ = ['PRESETS', 'FROM_CARD', 'COLORS', 'SHORT', 'Detection', 'Detector', 'apply_class_bias', 'MaskDetector', 'render',
+           'draw_mask', 'demo_photo', 'FaceDetector']
 
 # %% ../nbs/07_detector.ipynb #8f33bc7f
 @dataclass
@@ -80,7 +75,7 @@ class Detector:
 # %% ../nbs/07_detector.ipynb #5353d771
 PRESETS = {
     "accurate": dict(long_side=960, upscale=True),
-    "fast": dict(long_side=640, upscale=False),
+    "fast": dict(long_side=480, upscale=True),
 }
 FROM_CARD = "card"  # a correction or margin taken from the classifier's model card
 
@@ -112,10 +107,12 @@ class MaskDetector(Detector):
                  margin:float|str=FROM_CARD, # crop margin around each face box (see `crop_face`); "card": the classifier's
                  box_adjust:tuple|None|str=FROM_CARD, # `adjust_box` for RetinaFace's boxes; "card": the classifier's; `None`: RetinaFace's own
                  class_bias:tuple|None|str=FROM_CARD, # added to the class log-probabilities; "card": the classifier's; `None`: none
+                 finder_options:dict|None=None, # more `FaceFinder` settings over the preset's (`scales`, `refine`...)
                 ):
         from fmd_rice.backbones import Classifier, load_classifier
         if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-        cfg = {**PRESETS[preset], **{k: v for k, v in dict(long_side=long_side, upscale=upscale).items() if v is not None}}
+        cfg = {**PRESETS[preset], **(finder_options or {}),
+               **{k: v for k, v in dict(long_side=long_side, upscale=upscale).items() if v is not None}}
         for k, v in dict(margin=margin, box_adjust=box_adjust, class_bias=class_bias).items():
             if isinstance(v, str) and v != FROM_CARD: raise ValueError(f"{k} must be a value, None or {FROM_CARD!r}, not {v!r}")
         self.classifier = model if isinstance(model, Classifier) else load_classifier(model)
@@ -126,7 +123,9 @@ class MaskDetector(Detector):
         self.margin = self.classifier.margin if isinstance(margin, str) else float(margin)
         self.box_adjust = self.finder.box_adjust
         self.class_bias = None if class_bias is None else np.asarray(class_bias, np.float64).reshape(len(CLASSES))
-        self.description = (f"RetinaFace (MobileNetV2, {preset}: long side {cfg['long_side']}, upscale {cfg['upscale']}, "
+        more = "".join(f", {k} {v}" for k, v in cfg.items() if k not in ("long_side", "upscale"))  # none in today's
+        self.description = (f"RetinaFace (MobileNetV2, {preset}: long side {cfg['long_side']}, "
+                            f"upscale {cfg['upscale']}{more}, "
                             f"box adjust {box_adjust}) + {self.classifier.card.get('backbone', 'classifier')} "
                             f"({self.classifier.card.get('weights', '?')} weights) at {self.classifier.img_size}px, "
                             f"crop margin {self.margin}, class bias {class_bias}")
@@ -204,88 +203,11 @@ def demo_photo()->tuple[np.ndarray, list[str]]:
     tiles = [draw_mask(astro, face, "correct"), draw_mask(astro, face, "below_nose"), astro]
     return np.concatenate(tiles, axis=1), ["correct_mask", "incorrect_mask", "no_mask"]
 
-# %% ../nbs/07_detector.ipynb #298430dc
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-
-def iter_video_frames(path:str|Path, # a video file
-                      every:int=10, # keep every `every`-th frame
-                     )->Iterator[tuple[int, np.ndarray]]:
-    "Yield `(frame_index, RGB frame)` pairs of a video; raise `ImageError` when it cannot be opened."
-    import cv2
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened(): raise ImageError(path, "cannot open as a video")
-    try:
-        i = 0
-        while True:
-            ok, frame = cap.read()
-            if not ok: break
-            if i % every == 0: yield i, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            i += 1
-        if i == 0: raise ImageError(path, "video has no readable frames")
-    finally: cap.release()
-
-def _record_name(path:Path, seen:set)->str:
-    "A file name for `path`'s outputs, unique within one run."
-    name = path.stem
-    if name in seen: name = f"{name}-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
-    seen.add(name); return name
-
-def _frames(path:Path, every:int):
-    if path.suffix.lower() in VIDEO_EXTS:
-        for i, frame in iter_video_frames(path, every): yield f"{path}#frame={i}", f"_f{i:06d}", frame
-    else: yield str(path), "", read_image(path)
-
-CSV_FIELDS = ["source", "face", "label", "confidence", "score", "x1", "y1", "x2", "y2"] + [f"p_{c}" for c in CLASSES]
-
-def detect_paths(detector:Detector, # any detector (ours or a peer)
-                 paths:list, # files and folders (recursive); videos are sampled every `every` frames
-                 out:str|Path, # output folder
-                 every:int=10, # video frame step
-                 annotate:bool=True, # write annotated images
-                 force:bool=False, # redo inputs whose records exist
-                 progress=None, # a wrapper like `tqdm` for the loop, or `None`
-                )->dict:
-    "Detect on every input; write annotated images, per-input JSON, `detections.json` and `detections.csv`."
-    out = Path(out); (out/"records").mkdir(parents=True, exist_ok=True)
-    files = list_images(paths, exts=IMAGE_EXTS + VIDEO_EXTS)
-    seen, names, todo = set(), [], []
-    for path in files:
-        name = _record_name(Path(path), seen); names.append(name)
-        if force or not (out/"records"/f"{name}.json").exists(): todo.append((name, Path(path)))
-    meta, handed, done, items, failed, finished = [], {}, {}, {}, {}, []
-    def frames():  # every frame of every input still to do, noting whose it is; a file that cannot be read is noted and skipped
-        for name, path in (progress(todo) if progress else todo):
-            handed[name], items[name] = 0, []
-            try:
-                for source, suffix, img in _frames(path, every):
-                    meta.append((name, source, suffix, img)); handed[name] += 1; yield img
-            except ImageError as e: failed[name] = {"path": str(path), "error": e.reason}
-            finished.append(name)
-    def flush():  # write the record of each input whose frames are all detected (atomically: a rerun resumes)
-        while finished and done.get(finished[0], 0) == handed[finished[0]]:
-            name = finished.pop(0)
-            if name not in failed: write_json(out/"records"/f"{name}.json", items.pop(name))
-    for k, dets in enumerate(detector.detect_many(frames())):
-        name, source, suffix, img = meta[k]; meta[k] = None
-        done[name] = done.get(name, 0) + 1
-        if isinstance(dets, ImageError): failed[name] = {"path": source, "error": dets.reason}
-        elif isinstance(dets, Exception): raise dets
-        elif name not in failed:
-            if annotate: save_image(out/"annotated"/f"{name}{suffix}.jpg", render(img, dets))
-            items[name].append({"source": source, "width": img.shape[1], "height": img.shape[0], "detections": [d.to_dict() for d in dets]})
-        flush()
-    flush()
-    errors = list(failed.values()); names = [n for n in names if n not in failed]
-    items = [it for n in names for it in json.loads((out/"records"/f"{n}.json").read_text())]
-    summary = {"detector": detector.info(), "inputs": len(files), "images": len(items),
-               "faces": sum(len(it["detections"]) for it in items),
-               "by_class": {c: sum(d["label"] == c for it in items for d in it["detections"]) for c in CLASSES},
-               "errors": errors}
-    write_json(out/"detections.json", {**summary, "items": items})
-    buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=CSV_FIELDS); w.writeheader()
-    for it in items:
-        for k, d in enumerate(it["detections"]):
-            w.writerow({"source": it["source"], "face": k, "label": d["label"], "confidence": round(Detection.from_dict(d).confidence, 5),
-                        "score": d["score"], **dict(zip(["x1", "y1", "x2", "y2"], d["box"])), **{f"p_{c}": d["probs"][c] for c in CLASSES}})
-    write_text(out/"detections.csv", buf.getvalue())
-    return summary
+# %% ../nbs/07_detector.ipynb #sf070002
+class FaceDetector(Detector):
+    "RetinaFace alone, each face labelled `no_mask` without probabilities: to score a face finder class-agnostically."
+    name = "retinaface"
+    def __init__(self, finder:FaceFinder): # the face finder to score (its settings make the description)
+        self.finder, self.description = finder, f"faces only, no classifier: {finder!r}"
+    def detect(self, image:np.ndarray)->list[Detection]:
+        return [Detection(f.box, f.landmarks, f.score, "no_mask") for f in self.finder(image)]

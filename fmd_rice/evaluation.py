@@ -23,13 +23,14 @@ from .faces import Matches, _get, as_boxes, iou, match  # box geometry: the face
 
 # %% auto #0
 __all__ = ['WIDTH_BUCKETS', 'PAPER_ACCURACY_FORMULA', 'METRIC_KEYS', 'PREDICTIONS_VERSION', 'TABLE_KEYS', 'BOX_GRID', 'BIAS_GRID',
-           'ImageScore', 'score_image', 'score_images', 'face_recall_precision', 'recall_by_width', 'voc_ap', 'PRCurve',
-           'average_precision', 'map50', 'face_accuracy', 'confusion_matrix', 'paper_accuracy', 'running_accuracy',
-           'face_scores', 'evaluate_predictions', 'save_predictions', 'load_predictions', 'records_to_inputs',
-           'metrics_from_records', 'evaluate', 'run_evaluate', 'metrics_table', 'sweep', 'adjust_records',
-           'fit_box_adjust', 'fit_class_bias', 'with_true_labels', 'classify_records', 'face_records',
-           'validation_faces', 'score_classifier', 'plot_running_accuracy', 'plot_pr_curves', 'plot_confusion',
-           'plot_recall_by_width', 'worst_mistakes', 'plot_mistakes']
+           'CV_KEYS', 'CV_COLUMNS', 'ImageScore', 'score_image', 'score_images', 'face_recall_precision',
+           'recall_by_width', 'voc_ap', 'PRCurve', 'average_precision', 'map50', 'face_accuracy', 'confusion_matrix',
+           'paper_accuracy', 'running_accuracy', 'face_scores', 'evaluate_predictions', 'save_predictions',
+           'load_predictions', 'records_to_inputs', 'metrics_from_records', 'evaluate', 'run_evaluate', 'score_run',
+           'metrics_table', 'sweep', 'adjust_records', 'fit_box_adjust', 'fit_class_bias', 'with_true_labels',
+           'classify_records', 'face_records', 'validation_faces', 'score_classifier', 'predict_fold', 'cross_validate',
+           'cv_table', 'plot_running_accuracy', 'plot_pr_curves', 'plot_confusion', 'plot_recall_by_width',
+           'worst_mistakes', 'plot_mistakes']
 
 # %% ../nbs/09_evaluation.ipynb #b710d206
 def _gt_arrays(faces)->tuple[np.ndarray, np.ndarray]:
@@ -360,7 +361,7 @@ def evaluate(detector, # a `Detector` (any callable `image -> list[Detection]` w
              progress:bool=True, # show a progress bar
              on_error:str="record", # "record": note a failed image and go on; "raise": stop
              cache:str|Path|None=None, # predictions file to resume from and save to
-             save_every:int=25, # save the cache after this many new images
+             save_seconds:float=2.0, # save the cache once this many seconds passed since the last save (0: every image)
             )->tuple[dict, list[dict]]: # (metrics, per-image records)
     "Run `detector` over `images`, timing it, and score it with every metric of this chapter."
     if on_error not in ("record", "raise"): raise ValueError(f"on_error must be 'record' or 'raise', not {on_error!r}")
@@ -373,7 +374,7 @@ def evaluate(detector, # a `Detector` (any callable `image -> list[Detection]` w
         was = json.loads(Path(cache).read_text()).get("description", "")
         if done and was != info.get("description", ""):  # the same detector with other settings: start afresh
             warnings.warn(f"{cache}: written by {name} with other settings ({was!r}); not reused"); done = {}
-    records, fresh = [], 0
+    records, fresh, saved_at = [], 0, time.monotonic()
     def save():
         seen = {r["path"] for r in records}
         save_predictions(cache, records + [r for k, r in done.items() if k not in seen], info)
@@ -394,7 +395,9 @@ def evaluate(detector, # a `Detector` (any callable `image -> list[Detection]` w
                 rec = _image_record(img, [], dt, error=str(out) if isinstance(out, ImageError) else f"{type(out).__name__}: {out}")
             else: rec = _image_record(img, out, dt)
             records.append(rec); fresh += 1
-            if cache is not None and fresh % save_every == 0: save()
+            if cache is not None and time.monotonic() - saved_at >= save_seconds:
+                save()
+                saved_at = time.monotonic()
     finally:
         if cache is not None and (fresh or not Path(cache).exists()): save()
     return metrics_from_records(records, info), records
@@ -424,6 +427,29 @@ def run_evaluate(data:str|Path|None, # a folder of images/ + VOC annotations/ (K
     metrics["limit"] = limit
     if out is not None: write_json(out/"metrics.json", metrics)
     return to_jsonable(metrics)
+
+# %% ../nbs/09_evaluation.ipynb #2fdf26c9
+def score_run(predictions:str|Path, # a finished detect run: detections.json, the run folder, or its Parquet output
+              data:str|Path|None=None, # a folder of images/ + VOC annotations/, or the data root (Kaggle 853)
+              out:str|Path|None=None, # folder for metrics.json (`None`: write nothing)
+             )->dict: # the metrics, with `images_missing` (annotated images the run has no detections for)
+    "Score a finished detect run (either engine) against a VOC folder's annotations, running no detector."
+    from fmd_rice.batch import load_results  # the batch runner's reader of its own outputs
+    images, issues = _voc_images(data)
+    found = load_results(predictions)
+    by_key, by_name = {it["key"]: it for it in found}, {}
+    for it in found: by_name.setdefault(Path(it["source"]).name, []).append(it)
+    records = []
+    for img in images:
+        it = by_key.get(str(Path(img.path).resolve()))
+        same = by_name.get(Path(img.path).name, [])
+        it = it or (same[0] if len(same) == 1 else None)  # a run made elsewhere: matched by file name
+        if it is not None: records.append(_image_record(img, [Detection.from_dict(d) for d in it["detections"]], 0.0))
+    if not records: raise DataError(f"{predictions}: none of its images is an annotated image of {data_root(data)}")
+    m = metrics_from_records(records, {"detector": "predictions", "description": str(predictions)})
+    m.update(images_missing=len(images) - len(records), data_issues=[str(i) for i in issues], limit=None)
+    if out is not None: write_json(Path(out)/"metrics.json", m)
+    return to_jsonable(m)
 
 # %% ../nbs/09_evaluation.ipynb #8fcbc3cd
 TABLE_KEYS = ("images", "gt_faces", "detections", "face_recall", "face_precision", "map50", "map50_multilabel", "face_accuracy",
@@ -611,6 +637,104 @@ def score_classifier(classifier, # a `fmd_rice.backbones.Classifier`
         out[k] = _metrics_of(adjust_records(recs, class_bias=bias))
         out[f"{k}_no_bias"] = _metrics_of(recs)
     return out
+
+# %% ../nbs/09_evaluation.ipynb #cv090001
+def predict_fold(fit:Sequence[dict], # records the corrections are fitted on (training folds), RetinaFace's own boxes
+                 test:Sequence[dict], # the held-out fold's records, RetinaFace's own boxes (`box_adjust=None`)
+                 classifier, # the fold's `fmd_rice.backbones.Classifier`
+                 box_adjust:tuple|None, # the box convention fitted on `fit`
+                 others:Sequence[dict]=(), # more records for the class bias, boxes as they are (e.g. ILC 2021 val)
+                 grid:Sequence[tuple]=BIAS_GRID, # class-bias candidates
+                )->tuple[list[dict], tuple]: # (the held-out records as the fold's detector labels them, the class bias)
+    "The held-out fold through the fold's detector: its boxes, its classifier, a class bias fitted on `fit` + `others`."
+    labelled = classify_records(adjust_records(fit, box_adjust=box_adjust), classifier)
+    labelled += classify_records(others, classifier)
+    bias, _ = fit_class_bias(labelled, grid)
+    bias = tuple(float(v) for v in bias)
+    out = adjust_records(classify_records(adjust_records(test, box_adjust=box_adjust), classifier), class_bias=bias)
+    return out, bias
+
+CV_KEYS = ("map50_multilabel", "map50", "face_accuracy", "paper_accuracy", "face_recall")
+
+def cross_validate(records:Sequence[dict], # per-image records of all images, RetinaFace's own boxes (`box_adjust=None`)
+                   folds:Mapping[str, int], # stem -> fold (`fmd_rice.data.cv_folds`)
+                   train_fold:Callable, # (fold, held-out stems, box_adjust) -> the fold's classifier
+                   folder:str|Path, # `fold<k>/predictions.json` and `fold.json` go here; a rerun reuses finished folds
+                   fit_on:Callable|None=None, # stem -> whether a training-fold image fits the corrections; `None`: all
+                   others:Sequence[dict]=(), # more records for the class-bias fit (e.g. ILC 2021 val), boxes kept
+                   box_grid:Sequence[tuple]=BOX_GRID, bias_grid:Sequence[tuple]=BIAS_GRID,
+                   progress:bool=True, # print a line per fold
+                  )->dict: # {"folds": per fold corrections, seconds, metrics; "records": the held-out records pooled}
+    "K-fold cross-validation of the detector: per fold, corrections refitted, a classifier trained without its images."
+    missing = sorted({r["stem"] for r in records} - set(folds))
+    if missing: raise ValueError(f"{len(missing)} images have no fold, e.g. {missing[:3]}")
+    folder = Path(folder)
+    out, pooled = [], {}
+    for k in sorted(set(folds[r["stem"]] for r in records)):
+        d = folder/f"fold{k}"
+        train = [r for r in records if folds[r["stem"]] != k]
+        test = [r for r in records if folds[r["stem"]] == k]
+        if (d/"fold.json").exists() and (d/"predictions.json").exists():
+            info, recs = json.loads((d/"fold.json").read_text()), load_predictions(d/"predictions.json")
+            if sorted(r["stem"] for r in recs) == sorted(r["stem"] for r in test):
+                if progress: print(f"fold {k}: done before ({info['seconds']:.0f} s), reused", flush=True)
+                out.append(info)
+                pooled.update({r["stem"]: r for r in recs})
+                continue
+        t0 = time.time()
+        fit = [r for r in train if fit_on is None or fit_on(r["stem"])]
+        if not fit: raise ValueError(f"fold {k}: no training image to fit the corrections on")
+        box, _ = fit_box_adjust(fit, box_grid)
+        box = tuple(float(v) for v in box)
+        clf = train_fold(k, {r["stem"] for r in test}, box)
+        t1 = time.time()
+        recs, bias = predict_fold(fit, test, clf, box, others, bias_grid)
+        m = metrics_from_records(recs)
+        card = getattr(clf, "card", {}) or {}
+        about = ("backbone", "img_size", "margin", "mode", "rows", "epochs_run", "train_s")
+        info = {"fold": k, "images": len(test), "train_images": len(train), "fit_images": len(fit), "box_adjust": box,
+                "class_bias": bias, "seconds": round(time.time() - t0, 1), "train_seconds": round(t1 - t0, 1),
+                "classifier": {c: card.get(c) for c in about},
+                **{c: m[c] for c in CV_KEYS}, "ap50": m["ap50"]}
+        save_predictions(d/"predictions.json", recs, {"detector": f"fmd_rice cv fold {k}",
+                                                     "description": f"box_adjust {box}, class_bias {bias}"})
+        write_json(d/"fold.json", info)
+        if progress: print(f"fold {k}: {len(test)} images, box_adjust {box}, class_bias {bias}: map50_multilabel "
+                           f"{m['map50_multilabel']:.4f}, map50 {m['map50']:.4f} ({info['seconds']:.0f} s)", flush=True)
+        out.append(info)
+        pooled.update({r["stem"]: r for r in recs})
+    return {"folds": out, "records": [pooled[r["stem"]] for r in records]}
+
+CV_COLUMNS = ("map50_multilabel", "map50", "ap50_correct_mask", "ap50_incorrect_mask", "ap50_no_mask", "face_accuracy",
+              "paper_accuracy", "face_recall", "images", "gt_faces")
+
+def cv_table(cv:Mapping, # `cross_validate`'s result
+             folds:Mapping[str, int], # stem -> fold, as cross-validated
+             training:str, # how the fold classifiers were trained (one line)
+             baselines:Mapping[str, tuple]|None=None, # row name -> (training, per-image records of the same images)
+             published:Mapping[str, tuple]|None=None, # row name -> (training, `map50_multilabel`): published figures
+            )->pd.DataFrame: # one row each: the pooled folds, each fold, the baselines, the published figures
+    "The cross-validation beside other detectors: held-out folds pooled, each fold alone, and the rows to compare with."
+    def row(name, how, part, recs, extra=None):
+        r = _flat_row(metrics_from_records(recs))
+        return {"detector": name, "training": how, "evaluated on": part, **{c: r.get(c) for c in CV_COLUMNS},
+                **(extra or {})}
+    n = len(cv["records"])
+    rows = [row(f"fmd_rice, {len(cv['folds'])}-fold CV", training, f"all {n} images, held-out folds pooled",
+                cv["records"], {"box_adjust": "per fold", "class_bias": "per fold"})]
+    for f in cv["folds"]:
+        recs = [r for r in cv["records"] if folds[r["stem"]] == f["fold"]]
+        rows.append(row(f"fmd_rice, CV fold {f['fold']}", training, f"fold {f['fold']}: {len(recs)} images", recs,
+                        {"box_adjust": str(tuple(f["box_adjust"])), "class_bias": str(tuple(f["class_bias"]))}))
+    for name, (how, recs) in (baselines or {}).items():
+        rows.append(row(name, how, f"all {len(recs)} images", recs))
+    for name, (how, v) in (published or {}).items():
+        rows.append({"detector": name, "training": how, "evaluated on": "its own test split (published figure)",
+                     "map50_multilabel": v})
+    t = pd.DataFrame(rows)
+    for c in ("images", "gt_faces"):  # counts stay integers; a published figure has none
+        t[c] = [int(v) if isinstance(v, (int, float)) and v == v else "" for v in t[c]]
+    return t
 
 # %% ../nbs/09_evaluation.ipynb #ce163025
 def _scores_of(records)->list[ImageScore]:

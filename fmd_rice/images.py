@@ -16,8 +16,8 @@ from PIL import Image, ImageDraw, ImageFile, ImageFont, ImageOps, UnidentifiedIm
 from .core import ImageError
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'IMAGE_EXTS', 'read_image', 'png_header_only', 'Loaded', 'list_images', 'read_images', 'draw_boxes',
-           'save_image']
+__all__ = ['MAX_PIXELS', 'IMAGE_EXTS', 'read_image', 'png_header_only', 'Loaded', 'Listing', 'find_images', 'list_images',
+           'read_images', 'draw_boxes', 'save_image']
 
 # %% ../nbs/02_images.ipynb #b8aa39a2
 MAX_PIXELS = 120_000_000  # about 11k x 11k: far above any photo, far below what would exhaust memory
@@ -60,6 +60,28 @@ def _pil_to_rgb(im:Image.Image, source)->np.ndarray:
     return _array_to_rgb(np.asarray(im.convert("RGBA" if "A" in im.mode else "RGB")), source)
 
 # %% ../nbs/02_images.ipynb #a5315330
+def _open_path(p:Path, name:str):
+    "Open an image file for reading; a missing, empty or unreadable file is an `ImageError`."
+    try:
+        if not p.exists(): raise ImageError(name, "no such file")
+        if p.is_dir(): raise ImageError(name, "is a folder, not an image")
+        if p.stat().st_size == 0: raise ImageError(name, "empty file (0 bytes)")
+        return open(p, "rb")
+    except PermissionError as e: raise ImageError(name, "permission denied (cannot read the file)") from e
+    except OSError as e: raise ImageError(name, f"cannot open ({e.strerror or e})") from e
+
+def _unidentified(fh)->str:
+    "Why PIL could not identify `fh`: a PNG's broken header or chunk (bad CRC) when it is a PNG, else the format."
+    from PIL import PngImagePlugin
+    try:
+        if not fh.seekable(): return "not an image (unrecognised format)"
+        fh.seek(0)
+        if fh.read(8) != b"\x89PNG\r\n\x1a\n": return "not an image (unrecognised format)"
+        fh.seek(0)
+        PngImagePlugin.PngImageFile(fh)
+    except (SyntaxError, OSError, ValueError, EOFError) as e: return f"corrupt PNG ({e})"
+    return "corrupt PNG (PIL cannot open it)"
+
 def read_image(src, # a path, `bytes`, a binary file object, a PIL image or an array
                name:str|None=None, # how to name the input in errors (defaults to the path)
               )->np.ndarray: # RGB `uint8`, shape HxWx3
@@ -67,11 +89,8 @@ def read_image(src, # a path, `bytes`, a binary file object, a PIL image or an a
     if isinstance(src, np.ndarray): return _array_to_rgb(src, name or "array")
     if isinstance(src, Image.Image): return _pil_to_rgb(src, name or "PIL image")
     if isinstance(src, (str, os.PathLike)):
-        p = Path(src); name = name or str(p)
-        if not p.exists(): raise ImageError(name, "no such file")
-        if p.is_dir(): raise ImageError(name, "is a folder, not an image")
-        if p.stat().st_size == 0: raise ImageError(name, "empty file (0 bytes)")
-        fh = open(p, "rb")
+        name = name or str(src)
+        fh = _open_path(Path(src), name)
     elif isinstance(src, (bytes, bytearray, memoryview)):
         name = name or "bytes"
         if len(src) == 0: raise ImageError(name, "empty input (0 bytes)")
@@ -82,7 +101,7 @@ def read_image(src, # a path, `bytes`, a binary file object, a PIL image or an a
     else: raise ImageError(name or repr(type(src)), f"cannot read an image from {type(src).__name__}")
     try:
         with Image.open(fh) as im: return _pil_to_rgb(im, name)
-    except UnidentifiedImageError as e: raise ImageError(name, "not an image (unrecognised format)") from e
+    except UnidentifiedImageError as e: raise ImageError(name, _unidentified(fh)) from e
     except Image.DecompressionBombError as e: raise ImageError(name, f"decompression bomb ({e})") from e
     except ImageError: raise
     except (OSError, SyntaxError, ValueError) as e: raise ImageError(name, f"truncated or corrupt file ({e})") from e
@@ -108,19 +127,68 @@ class Loaded(NamedTuple):
     @property
     def ok(self)->bool: return self.error is None
 
+class Listing(NamedTuple):
+    "What `find_images` found: the files, and every entry it left out on purpose, each with its reason."
+    files: list # `Path`s, in order
+    skipped: list # {"path", "reason"} dicts
+
+def _inside(real:str, folders:set)->bool:
+    "Whether the resolved path `real` is one of `folders` or lies under one."
+    return any(real == f or real.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
+
+# %% ../nbs/02_images.ipynb #0bdd79d7
+def _walk(folder:Path, exts:tuple, exclude:set, ancestors:tuple, out:Listing, recursive:bool):
+    "Add the image files under `folder` (sorted) to `out`, and each entry left out to `out.skipped` with why."
+    skip = lambda p, why: out.skipped.append({"path": str(p), "reason": why})
+    try: entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e: return skip(folder, f"cannot list folder ({e.strerror or e})")
+    for e in entries:
+        p, named_like = Path(e.path), Path(e.name).suffix.lower() in exts
+        if e.name.startswith("."): continue  # hidden files, and the temporary files of atomic writes
+        try: is_dir, is_file = e.is_dir(), e.is_file()
+        except OSError as err:
+            if named_like or e.is_symlink(): skip(p, f"cannot follow ({err.strerror or err}: a symlink loop?)")
+            continue
+        if is_dir:
+            real = os.path.realpath(p)
+            if _inside(real, exclude): skip(p, "the output folder (never read as input)")
+            elif real in ancestors: skip(p, "symlink loop (a link to a folder above it)")
+            elif recursive:
+                if named_like: skip(p, "a folder named like an image: not read as one (its files are listed)")
+                _walk(p, exts, exclude, ancestors + (real,), out, recursive)
+        elif is_file and named_like: out.files.append(p)
+        elif not is_file and named_like and e.is_symlink(): skip(p, "broken symbolic link")
+
+# %% ../nbs/02_images.ipynb #b9850cef
+def find_images(paths:Iterable[str|Path]|str|Path, # files and/or folders
+                recursive:bool=True, # descend into sub-folders
+                exts:tuple=IMAGE_EXTS, # file name endings that count as images inside folders
+                exclude:Iterable[str|Path]=(), # folders never listed (an output folder inside the input)
+               )->Listing:
+    "Expand folders into their image files (sorted) and say what was left out: loops, odd folders, empty folders."
+    # a file named explicitly is always kept (even inside `exclude`): only folders are searched and skipped
+    if isinstance(paths, (str, os.PathLike)): paths = [paths]
+    exclude = {os.path.realpath(x) for x in exclude}
+    out = Listing([], [])
+    for p in map(Path, paths):
+        if p.is_dir() and _inside(os.path.realpath(p), exclude):
+            out.skipped.append({"path": str(p), "reason": "the output folder (never read as input)"})
+        elif p.is_dir():
+            n = len(out.files)
+            _walk(p, exts, exclude, (os.path.realpath(p),), out, recursive)
+            out.files[n:] = sorted(out.files[n:])
+            if len(out.files) == n:
+                odd = " (a folder named like an image)" if p.suffix.lower() in exts else ""
+                out.skipped.append({"path": str(p), "reason": f"folder holds no image{odd}"})
+        else: out.files.append(p)
+    return out
+
 def list_images(paths:Iterable[str|Path]|str|Path, # files and/or folders
                 recursive:bool=True, # descend into sub-folders
                 exts:tuple=IMAGE_EXTS, # file name endings that count as images inside folders
                )->list[Path]:
     "Expand folders into their image files (sorted); files named explicitly are kept whatever their suffix."
-    if isinstance(paths, (str, os.PathLike)): paths = [paths]
-    out = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            it = p.rglob("*") if recursive else p.iterdir()
-            out += sorted(f for f in it if f.is_file() and f.suffix.lower() in exts and not f.name.startswith("."))
-        else: out.append(p)
-    return out
+    return find_images(paths, recursive, exts).files
 
 def read_images(paths:Iterable[str|Path], # image files (see `list_images` for folders)
                )->Iterator[Loaded]:

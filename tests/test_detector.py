@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from fmd_rice.core import CLASSES
-from fmd_rice.detector import Detection, MaskDetector, demo_photo, detect_paths, iter_video_frames
+from fmd_rice.batch import detect_paths, iter_video_frames
+from fmd_rice.detector import Detection, MaskDetector, demo_photo
 
 
 @pytest.fixture(scope="module")

@@ -1,162 +1,21 @@
-"Evaluation: the IoU matcher, AP, the accuracies and `evaluate` on hand-made cases with known answers."
+"""Evaluation on files: `evaluate` (bad files, detector errors, resuming), predictions files, real Kaggle 853 and ILC
+folders, fitted corrections. The metrics' unit checks (IoU, matching, AP, accuracies) live in the notebooks
+`nbs/04_faces.ipynb` and `nbs/09_evaluation.ipynb`."""
 import json
-import math
 from pathlib import Path
 from types import SimpleNamespace as NS
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from fmd_rice.core import CLASSES, DataError
+from fmd_rice.core import DataError
 from fmd_rice.detector import Detection
-from fmd_rice.evaluation import (METRIC_KEYS, PAPER_ACCURACY_FORMULA, average_precision, confusion_matrix, evaluate,
-                                 evaluate_predictions, face_accuracy, face_recall_precision, face_scores, iou,
-                                 load_predictions, map50, match, metrics_from_records, paper_accuracy, recall_by_width,
-                                 running_accuracy, save_predictions, voc_ap)
+from fmd_rice.evaluation import (average_precision, evaluate, evaluate_predictions, load_predictions,
+                                 metrics_from_records, save_predictions)
 
 
 def gt(box, label="correct_mask"): return NS(box=box, label=label)
 def det(box, label="correct_mask", conf=0.9): return NS(box=box, label=label, confidence=conf)
-
-
-# --- IoU and the matcher ------------------------------------------------------------------------------
-
-def test_iou_known_values():
-    got = iou([(0, 0, 10, 10)], [(0, 0, 10, 10), (0, 0, 10, 5), (5, 5, 15, 15), (10, 0, 20, 10), (0, 0, 0, 0)])
-    np.testing.assert_allclose(got, [[1.0, 0.5, 25 / 175, 0.0, 0.0]])
-    assert iou(np.zeros((0, 4)), np.zeros((0, 4))).shape == (0, 0)
-    assert iou([(0, 0, 1, 1)] * 3, [(0, 0, 1, 1)] * 2).shape == (3, 2)
-
-
-def test_match_prefers_confident_detection_and_flags_duplicate():
-    m = match([(0, 0, 10, 10)], [(0, 0, 10, 9), (0, 0, 10, 10)], [0.5, 0.9])
-    assert m.pairs.tolist() == [[0, 1]] and m.unmatched_det.tolist() == [0] and m.unmatched_gt.tolist() == []
-
-
-def test_match_empty_sides():
-    m = match([], [(0, 0, 1, 1)], [1.0])
-    assert len(m.pairs) == 0 and m.unmatched_det.tolist() == [0]
-    m = match([(0, 0, 1, 1), (2, 2, 3, 3)], [], [])
-    assert len(m.pairs) == 0 and m.unmatched_gt.tolist() == [0, 1]
-
-
-def test_match_threshold_is_inclusive():
-    assert len(match([(0, 0, 10, 10)], [(0, 0, 10, 5)], [1]).pairs) == 1
-    assert len(match([(0, 0, 10, 10)], [(0, 0, 10, 4.9)], [1]).pairs) == 0
-
-
-def test_match_best_free_face_vs_strict_voc():
-    gts, dets = [(0, 0, 10, 10), (2, 0, 12, 10)], [(0, 0, 10, 10), (1, 0, 11, 10)]
-    assert match(gts, dets, [0.9, 0.8]).pairs.tolist() == [[0, 0], [1, 1]]
-    assert match(gts, dets, [0.9, 0.8], strict_voc=True).pairs.tolist() == [[0, 0]]
-
-
-def test_match_rejects_mismatched_scores():
-    with pytest.raises(ValueError, match="scores"): match([(0, 0, 1, 1)], [(0, 0, 1, 1)], [0.1, 0.2])
-
-
-# --- AP -----------------------------------------------------------------------------------------------
-
-def test_ap_hand_computed_tp_fp_tp():
-    g = [[gt((0, 0, 10, 10)), gt((20, 0, 30, 10)), gt((40, 0, 50, 10))]]
-    d = [[det((0, 0, 10, 10), conf=0.9), det((60, 0, 70, 10), conf=0.8), det((20, 0, 30, 10), conf=0.7)]]
-    ap = average_precision(g, d)
-    assert ap["correct_mask"].ap == pytest.approx(5 / 9)     # 1/3 * 1 + 1/3 * 2/3
-    assert math.isnan(ap["no_mask"].ap) and math.isnan(ap["incorrect_mask"].ap)
-    assert map50(ap) == pytest.approx(5 / 9)
-
-
-def test_ap_ranks_across_images_by_confidence():
-    # image 1: a confident false positive; image 2: a less confident true positive. Ranked FP, TP -> AP 1/2.
-    g = [[gt((0, 0, 10, 10))], [gt((0, 0, 10, 10))]]
-    d = [[det((50, 50, 60, 60), conf=0.95)], [det((0, 0, 10, 10), conf=0.5)]]
-    assert average_precision(g, d)["correct_mask"].ap == pytest.approx(0.5 * 0.5)
-
-
-def test_ap_perfect_detector_is_one():
-    g = [[gt((0, 0, 10, 10)), gt((20, 0, 30, 10), "no_mask")], [gt((0, 0, 30, 30), "incorrect_mask")], []]
-    d = [[det(f.box, f.label) for f in im] for im in g]
-    aps = average_precision(g, d)
-    assert {c: aps[c].ap for c in CLASSES} == {c: 1.0 for c in CLASSES}
-    assert map50(aps) == 1.0
-
-
-def test_ap_duplicates_and_wrong_class():
-    g = [[gt((0, 0, 10, 10))]]
-    # the more confident of two detections of one face is the TP, the other a FP ranked after it: AP stays 1
-    ap = average_precision(g, [[det((0, 0, 10, 10), conf=0.9), det((0, 0, 10, 9), conf=0.95)]])["correct_mask"]
-    assert ap.ap == 1.0 and ap.precision.tolist() == [1.0, 0.5]
-    # a duplicate ranked above another face's true positive costs precision: TP, FP, TP on 2 faces
-    g2 = [[gt((0, 0, 10, 10)), gt((50, 0, 60, 10))]]
-    d2 = [[det((0, 0, 10, 10), conf=0.9), det((0, 0, 10, 9), conf=0.8), det((50, 0, 60, 10), conf=0.7)]]
-    assert average_precision(g2, d2)["correct_mask"].ap == pytest.approx(0.5 + 0.5 * 2 / 3)
-    ap = average_precision(g, [[det((0, 0, 10, 10), "no_mask")]])
-    assert ap["correct_mask"].ap == 0.0 and math.isnan(ap["no_mask"].ap)
-    assert average_precision(g, [[]])["correct_mask"].ap == 0.0
-
-
-def test_voc_ap_envelope():
-    assert voc_ap([0.5, 0.5, 1.0], [1.0, 0.5, 2 / 3]) == pytest.approx(0.5 + 0.5 * 2 / 3)
-    assert voc_ap([], []) == 0.0
-    assert math.isnan(map50({"a": math.nan})) and map50({"a": 0.2, "b": math.nan, "c": 0.4}) == pytest.approx(0.3)
-
-
-# --- face-level metrics and the paper's accuracy --------------------------------------------------------
-
-def test_face_recall_precision_accuracy_confusion():
-    g = [[gt((0, 0, 10, 10)), gt((20, 0, 30, 10), "no_mask"), gt((40, 0, 50, 10), "incorrect_mask")], []]
-    d = [[det((0, 0, 10, 10)), det((20, 0, 30, 10), "correct_mask"), det((90, 0, 99, 9), "no_mask")], [det((0, 0, 5, 5))]]
-    assert face_recall_precision(g, d) == {"face_recall": pytest.approx(2 / 3), "face_precision": pytest.approx(2 / 4)}
-    assert face_accuracy(g, d) == pytest.approx(1 / 3)
-    cm = confusion_matrix(g, d)
-    assert cm["matrix"] == [[1, 0, 0], [0, 0, 0], [1, 0, 0]]
-    assert cm["missed"] == {"correct_mask": 0, "incorrect_mask": 1, "no_mask": 0}
-    assert cm["unmatched_detections"] == {"correct_mask": 1, "incorrect_mask": 0, "no_mask": 1}
-
-
-def test_recall_by_width_buckets():
-    g = [[gt((0, 0, 9.9, 9)), gt((0, 20, 10, 30)), gt((20, 0, 36, 16)), gt((40, 0, 80, 40))]]
-    d = [[det((0, 20, 10, 30)), det((40, 0, 80, 40))]]
-    rw = recall_by_width(g, d)
-    assert [rw[b]["gt_faces"] for b in ("<10", "10-16", "16-32", ">=32")] == [1, 1, 1, 1]
-    assert [rw[b]["recall"] for b in ("<10", "10-16", "16-32", ">=32")] == [0.0, 1.0, 0.0, 1.0]
-
-
-def test_paper_accuracy_can_exceed_one():
-    g = [[gt((0, 0, 10, 10))], [gt((0, 0, 10, 10), "no_mask"), gt((20, 0, 30, 10), "no_mask")], []]
-    d = [[det((0, 0, 10, 10)), det((0, 0, 10, 8))],                     # two right detections of one face: 2/1
-         [det((0, 0, 10, 10), "no_mask"), det((20, 0, 30, 10))],        # one right, one wrong class: 1/2
-         [det((0, 0, 4, 4))]]                                            # no faces: skipped
-    assert paper_accuracy(g, d) == pytest.approx((2 + 0.5) / 2)
-    np.testing.assert_allclose(running_accuracy(g, d), [2.0, 1.25])
-    assert face_accuracy(g, d) == pytest.approx(2 / 3)
-    assert "a_i can exceed 1" in PAPER_ACCURACY_FORMULA
-
-
-def test_empty_inputs_are_undefined_not_zero():
-    m = evaluate_predictions([[], []], [[], []])
-    assert m["images"] == 2 and m["gt_faces"] == 0
-    for k in ("face_recall", "face_precision", "map50", "face_accuracy", "paper_accuracy"): assert math.isnan(m[k]), k
-    m = evaluate_predictions([[gt((0, 0, 10, 10))]], [[]])            # no detections at all
-    assert (m["face_recall"], m["map50"], m["face_accuracy"], m["paper_accuracy"]) == (0.0, 0.0, 0.0, 0.0)
-    assert math.isnan(m["face_precision"])
-
-
-def test_detection_records_and_dicts_score_alike():
-    d = Detection((0, 0, 10, 10), score=0.9, label="no_mask", probs=[0.1, 0.2, 0.7])
-    g = [[gt((0, 0, 10, 10), "no_mask")]]
-    a, b = evaluate_predictions(g, [[d]]), evaluate_predictions([[{"box": [0, 0, 10, 10], "label": "no_mask"}]], [[d.to_dict()]])
-    assert a["ap50"] == b["ap50"] and a["face_accuracy"] == b["face_accuracy"] == 1.0
-    np.testing.assert_allclose(face_scores([[d]]), [0.63], rtol=1e-5)
-    np.testing.assert_allclose(face_scores([[d.to_dict()]], "prob"), [0.7], rtol=1e-5)
-
-
-def test_metric_keys_and_json():
-    m = evaluate_predictions([[gt((0, 0, 10, 10))]], [[det((0, 0, 10, 10))]])
-    assert set(METRIC_KEYS) <= set(m)
-    from fmd_rice.core import to_jsonable
-    json.dumps(to_jsonable(m), allow_nan=False)
 
 
 # --- evaluate(): running a detector, bad files, resuming ------------------------------------------------

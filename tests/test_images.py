@@ -31,9 +31,15 @@ def corpus(tmp_path_factory):
     Image.fromarray(ASTRO).convert("CMYK").save(d / "cmyk.jpg")
     Image.fromarray(np.dstack([ASTRO, np.full(ASTRO.shape[:2], 128, np.uint8)])).save(d / "rgba.png")
     Image.fromarray(ASTRO).save(d / "good.jpg")
+    png = io.BytesIO()
+    Image.fromarray(ASTRO[:20, :30]).save(png, "PNG")
+    crc = bytearray(png.getvalue())
+    crc[29] ^= 0xFF  # a bad CRC in the IHDR chunk: PIL says "cannot identify", we say which chunk is broken
+    (d / "crc.png").write_bytes(bytes(crc))
     expect = {"truncated.jpg": "truncated", "zero.jpg": "empty", "text.jpg": "not an image",
               "bomb.png": "decompression bomb", "one.png": (1, 1, 3), "grey16.png": (30, 40, 3),
-              "cmyk.jpg": (512, 512, 3), "rgba.png": (512, 512, 3), "good.jpg": (512, 512, 3)}
+              "cmyk.jpg": (512, 512, 3), "rgba.png": (512, 512, 3), "good.jpg": (512, 512, 3),
+              "crc.png": "corrupt PNG (broken PNG file (bad header checksum in b'IHDR'))"}
     return d, expect
 
 

@@ -1,11 +1,16 @@
 "The `smoke` profile end to end on the real data: every paper notebook runs under papermill (CI runs this)."
 import json
 
+import pytest
+
 from fmd_rice.reproduce import DEFAULT_STEPS, reproduce
+
+pytestmark = pytest.mark.reproduction  # minutes: `make test-fast` leaves it out
 
 EXPECTED = ["corpus.csv", "corpus.md", "kaggle853.csv", "corpus_samples.png",
             "backbones.csv", "backbones.md", "mobilenets_acc_loss.png", "resnet_acc_loss.png",
-            "classifier.csv", "classifier.md", "detectors.csv", "detectors.md", "resizing.csv", "fig6_running_accuracy.png", "pr_curves.png"]
+            "classifier.csv", "classifier.md", "detectors.csv", "detectors.md", "resizing.csv", "fig6_running_accuracy.png", "pr_curves.png",
+            "small_faces.csv", "small_faces.md"]
 
 
 def test_smoke_profile_runs_every_notebook(data_root, tmp_path):

@@ -161,14 +161,14 @@ def test_paper_steps_planned():
     if not all((repo_root() / p).is_file() for p in STEPS.values()):
         pytest.skip("paper notebooks not all written yet")
     plan = plan_steps()
-    assert [n for n, _, _ in plan] == ["data", "backbones", "selection", "classifier", "detectors"]
-    assert [n for n, _, sel in plan if sel] == ["data", "backbones", "classifier", "detectors"]  # selection: only when named
+    assert [n for n, _, _ in plan] == ["data", "backbones", "selection", "classifier", "detectors", "cv"]
+    assert [n for n, _, sel in plan if sel] == ["data", "backbones", "classifier", "detectors"]  # selection, cv: only when named
 
 
 def test_step_code_fingerprint_follows_imports():
     from fmd_rice.reproduce import code_modules, repo_root
     nbs = repo_root() / "nbs" / "paper"
-    assert code_modules(nbs / "02_backbones.ipynb") == ["backbones", "core", "data", "faces", "images", "profiles"]
+    assert code_modules(nbs / "02_backbones.ipynb") == ["backbones", "core", "data", "faces", "images", "profiles", "runtime"]
     assert "evaluation" in code_modules(nbs / "03_classifier.ipynb")
     assert "peers" in code_modules(nbs / "04_detectors.ipynb")
     assert real_code_fingerprint(nbs / "01_data.ipynb") != real_code_fingerprint(nbs / "04_detectors.ipynb")
