@@ -207,12 +207,12 @@ def cmd_classify(args)->int:
 # %% ../nbs/13_cli.ipynb #rtx0001
 def cmd_export(args)->int:
     from fmd_rice.backbones import load_classifier
-    from fmd_rice.detector import PRESETS
+    from fmd_rice.detector import PRESETS, SMALL_FACES
     from fmd_rice.faces import retinaface_graph_path
     from fmd_rice.runtime import export_models
     clf = load_classifier(args.model, backend="tensorflow")  # the Keras model itself is what gets converted
     card = export_models(args.format, args.out, retinaface_graph_path(), clf.model, clf.card,
-                         long_side=PRESETS[args.preset]["long_side"])
+                         long_side=PRESETS[args.preset]["long_side"], small_faces=SMALL_FACES[args.preset])
     files = [f for k in ("face_finder", "classifier") for f in card[k]["files"]]
     _emit(card, args.json, f"{args.out}: {', '.join(files)}, card.json, example.py, README.md")
     return EXIT_OK

@@ -12,12 +12,12 @@ import numpy as np
 from typing import Iterator
 
 from .core import CLASSES, class_index
-from .faces import Face, FaceFinder
+from .faces import GRAPH_SCORE, Face, FaceFinder
 from .images import draw_boxes, read_image
 
 # %% auto #0
-__all__ = ['PRESETS', 'FROM_CARD', 'COLORS', 'SHORT', 'Detection', 'Detector', 'apply_class_bias', 'MaskDetector', 'render',
-           'draw_mask', 'demo_photo', 'FaceDetector']
+__all__ = ['RESIZING', 'SMALL_FACES', 'PRESETS', 'FROM_CARD', 'COLORS', 'SHORT', 'Detection', 'Detector', 'apply_class_bias',
+           'MaskDetector', 'render', 'draw_mask', 'demo_photo', 'FaceDetector']
 
 # %% ../nbs/07_detector.ipynb #8f33bc7f
 @dataclass
@@ -73,10 +73,11 @@ class Detector:
         return {"detector": self.name, "description": self.description}
 
 # %% ../nbs/07_detector.ipynb #5353d771
-PRESETS = {
-    "accurate": dict(long_side=960, upscale=True),
-    "fast": dict(long_side=480, upscale=True),
-}
+RESIZING = {"accurate": dict(long_side=960, upscale=True), "fast": dict(long_side=480, upscale=True)}
+# the small-face options of each preset, over its resizing: `accurate`'s were chosen on the Kaggle 853 dev part
+# (`nbs/paper/04_detectors.ipynb`, "More small faces"); `fast` runs one pass at the graph's own score cut
+SMALL_FACES = {"accurate": dict(score=0.4, scales=(2.0,), refine=40), "fast": {}}
+PRESETS = {k: RESIZING[k] | SMALL_FACES[k] for k in RESIZING}
 FROM_CARD = "card"  # a correction or margin taken from the classifier's model card
 
 def apply_class_bias(probs, # [N, 3] class probabilities, `CLASSES` order
@@ -101,7 +102,7 @@ class MaskDetector(Detector):
     def __init__(self,
                  model=None, # a `Classifier`, a path to a `.keras` model, or `None` for the packaged default
                  preset:str="accurate", # resizing policy: "accurate" or "fast" (see `PRESETS`)
-                 score:float=0.5, # minimum face score
+                 score:float|None=None, # minimum face score; `None`: the preset's (else the graph's own cut, 0.5)
                  long_side:int|None=None, # override the preset's long side
                  upscale:bool|None=None, # override the preset's upscaling
                  margin:float|str=FROM_CARD, # crop margin around each face box (see `crop_face`); "card": the classifier's
@@ -111,19 +112,20 @@ class MaskDetector(Detector):
                 ):
         from fmd_rice.backbones import Classifier, load_classifier
         if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-        cfg = {**PRESETS[preset], **(finder_options or {}),
-               **{k: v for k, v in dict(long_side=long_side, upscale=upscale).items() if v is not None}}
+        given = dict(score=score, long_side=long_side, upscale=upscale)
+        cfg = {"score": GRAPH_SCORE, **PRESETS[preset], **(finder_options or {}),
+               **{k: v for k, v in given.items() if v is not None}}
         for k, v in dict(margin=margin, box_adjust=box_adjust, class_bias=class_bias).items():
             if isinstance(v, str) and v != FROM_CARD: raise ValueError(f"{k} must be a value, None or {FROM_CARD!r}, not {v!r}")
         self.classifier = model if isinstance(model, Classifier) else load_classifier(model)
         fitted = self.classifier.corrections
         box_adjust = fitted["box_adjust"] if isinstance(box_adjust, str) else box_adjust
         class_bias = fitted["class_bias"] if isinstance(class_bias, str) else class_bias
-        self.preset, self.finder = preset, FaceFinder(score=score, box_adjust=box_adjust, **cfg)
+        self.preset, self.finder = preset, FaceFinder(box_adjust=box_adjust, **cfg)
         self.margin = self.classifier.margin if isinstance(margin, str) else float(margin)
         self.box_adjust = self.finder.box_adjust
         self.class_bias = None if class_bias is None else np.asarray(class_bias, np.float64).reshape(len(CLASSES))
-        more = "".join(f", {k} {v}" for k, v in cfg.items() if k not in ("long_side", "upscale"))  # none in today's
+        more = "".join(f", {k} {v}" for k, v in cfg.items() if k not in ("long_side", "upscale") and v not in (None, ()))
         self.description = (f"RetinaFace (MobileNetV2, {preset}: long side {cfg['long_side']}, "
                             f"upscale {cfg['upscale']}{more}, "
                             f"box adjust {box_adjust}) + {self.classifier.card.get('backbone', 'classifier')} "

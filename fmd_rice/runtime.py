@@ -679,6 +679,8 @@ def export_models(fmt:str, # one of `EXPORT_FORMATS`
                   classifier, # a Keras classifier `[N,S,S,3] -> [N,3]` (as `load_keras` loaded it)
                   classifier_card:dict|None=None, # its card: backbone, margin, sha256, corrections
                   long_side:int=960, # the resizing `example.py` uses by default (recorded in the card)
+                  small_faces:dict|None=None, # the preset's `FaceFinder` options beyond one pass (recorded in the card;
+                                              # `example.py` runs the one pass at the graph's own score cut)
                  )->dict: # the card written to `out/card.json`
     "Write RetinaFace and `classifier` in `fmt`, with a card of sha256s and preprocessing, and a one-page example."
     if fmt not in EXPORT_FORMATS: raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
@@ -697,6 +699,7 @@ def export_models(fmt:str, # one of `EXPORT_FORMATS`
     card = {"format": fmt, "created_by": "fmd_rice export",
             "face_finder": {**entry("face_finder"), "model": "RetinaFace (MobileNetV2, peteryuX/retinaface-tf2)",
                             "source_sha256": hashlib.sha256(data).hexdigest(), "long_side": long_side,
+                            "small_faces": dict(small_faces or {}), "example_runs": "one pass at long_side, score >= 0.5",
                             "preprocessing": FACE_PREPROCESSING, "postprocessing": FACE_POSTPROCESSING},
             "classifier": {**entry("classifier"), "model": c.get("backbone", classifier.name), "img_size": S,
                            "classes": list(CLASSES), "margin": c.get("margin", 0.1), "source_sha256": c.get("sha256"),

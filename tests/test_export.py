@@ -93,7 +93,7 @@ def test_example_runs_without_fmd_rice(exported, classifier, data_root):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     got = json.loads(r.stdout.strip().splitlines()[-1])
-    want = MaskDetector(classifier, long_side=640, upscale=True)(img)
+    want = MaskDetector(classifier, preset="fast", long_side=640)(img)  # one pass, as example.py runs
     assert len(got) == len(want) >= 1
     for g, w in zip(got, want):
         assert np.abs(np.subtract(g["box"], w.box)).max() < 1.0 and g["label"] == w.label
@@ -106,6 +106,7 @@ def test_cli_export(tmp_path, capsys):
     card = json.loads(capsys.readouterr().out)
     assert card == json.loads((tmp_path / "ov" / "card.json").read_text())
     assert card["face_finder"]["long_side"] == 480 and card["classifier"]["img_size"] == 96
+    assert card["face_finder"]["small_faces"] == {}
     with pytest.raises(SystemExit):  # argparse refuses an unknown format before anything loads
         main(["export", "--format", "coreml", "--out", str(tmp_path / "x")])
     assert not (tmp_path / "x").exists()
