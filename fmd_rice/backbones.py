@@ -422,7 +422,6 @@ def train_backbone(name:str, # a key of `BACKBONES`
                    verbose:int=0,
                   )->dict: # the result (also in out_dir/<run name>/result.json)
     "Train one backbone as a three-class mask classifier, evaluate it, and record where its weights came from."
-    "Train one backbone as a three-class mask classifier, evaluate it, and record where its weights came from."
     keras = _keras()
     _check_name(name)
     rec = resolve_weights(name, img_size, weights, weights_dir)

@@ -10,8 +10,10 @@ import hashlib
 import io
 import json
 import os
+import queue
 import re
 import secrets
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -28,8 +30,8 @@ from .images import IMAGE_EXTS, Listing, find_images, read_image, save_image
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'STAGES', 'TMP_NAME', 'CSV_FIELDS', 'COCO_CATEGORIES', 'WRITERS', 'PARQUET_DIR', 'iter_video_frames',
-           'input_key', 'Frame', 'BatchInput', 'load_record', 'record_name', 'new_record', 'error_text', 'fail',
-           'reusable', 'clean_stale_tmp', 'items', 'face_rows', 'summarise', 'coco_results', 'write_outputs',
+           'prefetch', 'input_key', 'Frame', 'BatchInput', 'load_record', 'record_name', 'new_record', 'error_text',
+           'fail', 'reusable', 'clean_stale_tmp', 'items', 'face_rows', 'summarise', 'coco_results', 'write_outputs',
            'parquet_schemas', 'model_sha256', 'parquet_rows', 'write_parquet', 'read_parquet', 'parquet_records',
            'parquet_summary', 'load_results', 'BatchRun', 'list_inputs', 'take_frame', 'detect_paths']
 
@@ -69,6 +71,44 @@ def iter_video_frames(path:str|Path, # a video file
         if i == 0: raise ImageError(path, "video has no readable frames")
     finally: cap.release()
 
+# %% ../nbs/08_batch.ipynb #b6b340ed
+_END = object()
+
+def prefetch(items:Iterable, # any iterable, e.g. `iter_video_frames(...)`
+             n:int=4, # how many items may wait, produced, ahead of the consumer (>= 1)
+            )->Iterator:
+    "Yield `items` in order while a background thread produces up to `n` of them ahead; its error is raised in turn."
+    if n < 1: raise ValueError(f"n must be at least 1, not {n}")
+    q, stop = queue.Queue(maxsize=n), threading.Event()
+    def put(x)->bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.05)
+                return True
+            except queue.Full: pass
+        return False
+    def produce():
+        it = iter(items)
+        try:
+            for x in it:
+                if not put((x, None)): return
+            put((_END, None))
+        except BaseException as e: put((_END, e))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None: close()
+    t = threading.Thread(target=produce, name="fmd_rice-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            x, err = q.get()
+            if err is not None: raise err
+            if x is _END: return
+            yield x
+    finally:
+        stop.set()
+        t.join()
+
 # %% ../nbs/08_batch.ipynb #aeeb32b4
 def input_key(path:str|Path)->str:
     "The key of an input: its resolved absolute path."
@@ -99,9 +139,9 @@ class BatchInput:
         return cls(str(path), input_key(path), name, kind, st and st.st_size, st and st.st_mtime_ns)
 
     def frames(self, every:int=10)->Iterator[Frame]:
-        "The images of this input: the photo, or every `every`-th frame of the video."
+        "The images of this input: the photo, or every `every`-th frame of the video (decoded ahead, `prefetch`)."
         if self.kind == "video":
-            for i, img in iter_video_frames(self.path, every): yield Frame(f"{self.path}#frame={i}", i, img)
+            for i, img in prefetch(iter_video_frames(self.path, every)): yield Frame(f"{self.path}#frame={i}", i, img)
         else: yield Frame(self.path, None, read_image(self.path))
 
 # %% ../nbs/08_batch.ipynb #adf59580

@@ -60,6 +60,9 @@ def _between(low:float, high:float):
     check.__name__ = f"number in [{low}, {high}]"
     return check
 
+_SCORE_HELP = ("minimum face score in [0.1, 1] (default 0.5); below 0.5, RetinaFace's graph cut, its anchors are "
+              "scored and faces merged by NMS here")
+
 # %% ../nbs/13_cli.ipynb #2b8f764a
 def _listing(paths:list):
     "The images under `paths` (`fmd_rice.batch.list_inputs`, images only): an `ImageError` when there is none."
@@ -92,11 +95,16 @@ def cmd_faces(args)->int:
 def _detector(args):
     "The detector the arguments name (`fmd_rice.peers.get_detector`)."
     from fmd_rice.peers import get_detector
-    kw = {}
-    if args.detector == "fmd_rice":
-        kw = dict(model=getattr(args, "model", None), preset=getattr(args, "preset", "accurate"))
-    elif getattr(args, "model", None): raise UsageError("--model applies to the fmd_rice detector only")
-    return get_detector(args.detector, **kw)
+    return get_detector(args.detector, **_fmd_rice_kwargs(args))
+
+def _fmd_rice_kwargs(args)->dict:
+    "The constructor keywords `--model`, `--preset` and `--score` give (fmd_rice only: a usage error for a peer)."
+    model, score = getattr(args, "model", None), getattr(args, "score", None)
+    if args.detector != "fmd_rice":
+        if model or score is not None: raise UsageError("--model and --score apply to the fmd_rice detector only")
+        return {}
+    kw = dict(model=model, preset=getattr(args, "preset", "accurate"))
+    return kw if score is None else {**kw, "score": score}
 
 def _summary_text(s:dict, out)->str:
     by = ", ".join(f"{v} {k}" for k, v in s["by_class"].items())
@@ -108,8 +116,9 @@ def _detect_ray(args)->dict:
     "`detect --engine ray`: `fmd_rice.distributed.detect_dataset`, then the files `--format` asks for."
     from fmd_rice.batch import PARQUET_DIR, parquet_records, write_outputs
     from fmd_rice.distributed import detect_dataset
-    if args.detector != "fmd_rice" and args.model: raise UsageError("--model applies to the fmd_rice detector only")
+    kw = _fmd_rice_kwargs(args)
     s = detect_dataset(args.paths, args.out, detector=args.detector, preset=args.preset, model=args.model,
+                       detector_kwargs={k: v for k, v in kw.items() if k == "score"},
                        workers=args.workers, batch_size=args.batch_size, address=args.address, every=args.every,
                        annotate=not args.no_images, force=args.force, progress=True)
     asked = [f for f in (args.format or []) + ["csv"] * args.csv + ["json"] * args.json if f != "parquet"]
@@ -247,19 +256,22 @@ def _json_flag(q, what:str="print the result as JSON"):
 def _detector_args(q):
     "The options that pick a detector (detect, evaluate)."
     from fmd_rice.detector import PRESETS
+    from fmd_rice.faces import GRAPH_SCORE
     from fmd_rice.peers import DETECTORS
     q.add_argument("--detector", default="fmd_rice", choices=list(DETECTORS),
                    help="fmd_rice is ours; the others are the peers of the comparison")
     q.add_argument("--model", default=None, help="a .keras classifier for fmd_rice (default: the packaged model)")
     q.add_argument("--preset", default="accurate", choices=list(PRESETS), help="resizing policy of fmd_rice")
+    q.add_argument("--score", type=_between(0.1, 1.0), default=None,
+                   help="fmd_rice: " + _SCORE_HELP.replace("(default 0.5)", "(default: the preset's, " + ", ".join(
+                       f"{k} {v.get('score', GRAPH_SCORE)}" for k, v in PRESETS.items()) + ")"))
 
 # %% ../nbs/13_cli.ipynb #e61189fe
 def _add_faces(sub):
     f = _sub(sub, "faces", "find faces with RetinaFace")
     f.add_argument("paths", nargs="+", help="image files or folders (recursive)")
     _json_flag(f)
-    f.add_argument("--score", type=_between(0.5, 1.0), default=0.5,
-                   help="minimum face score, in [0.5, 1] (RetinaFace's graph keeps nothing below 0.5)")
+    f.add_argument("--score", type=_between(0.1, 1.0), default=0.5, help=_SCORE_HELP)
     f.add_argument("--long-side", type=_at_least(32), default=None,
                    help="resize the long side to this many pixels (>= 32) first; default: the photo's own size")
     f.set_defaults(func=cmd_faces)
