@@ -812,8 +812,9 @@ class Classifier:
         self.model, self.card, self.max_batch = model, dict(card or {}), max_batch
         self.img_size = int(model.inputs[0].shape[1])
         self.margin = float(margin if margin is not None else self.card.get("margin", CROP_MARGIN))
-        from fmd_rice.runtime import keras_fn
+        from fmd_rice.runtime import OpenVinoFunction, keras_fn
         self._fn = keras_fn(model, source, None, backend, precision)  # `load_classifier` verified `source` already
+        self.runtime = "openvino" if isinstance(self._fn, OpenVinoFunction) else "tensorflow" # where `predict` runs
 
     @property
     def name(self)->str: return self.card.get("backbone", self.model.name)

@@ -109,6 +109,8 @@ class MaskDetector(Detector):
                  box_adjust:tuple|None|str=FROM_CARD, # `adjust_box` for RetinaFace's boxes; "card": the classifier's; `None`: RetinaFace's own
                  class_bias:tuple|None|str=FROM_CARD, # added to the class log-probabilities; "card": the classifier's; `None`: none
                  finder_options:dict|None=None, # more `FaceFinder` settings over the preset's (`scales`, `refine`...)
+                 pipeline:bool|None=None, # `detect_many` classifies in a worker thread while RetinaFace runs on the
+                                          # next image; `None`: only when the classifier runs in TensorFlow
                 ):
         from fmd_rice.backbones import Classifier, load_classifier
         if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
@@ -123,6 +125,7 @@ class MaskDetector(Detector):
         class_bias = fitted["class_bias"] if isinstance(class_bias, str) else class_bias
         self.preset, self.finder = preset, FaceFinder(box_adjust=box_adjust, **cfg)
         self.margin = self.classifier.margin if isinstance(margin, str) else float(margin)
+        self.pipeline = self.classifier.runtime == "tensorflow" if pipeline is None else bool(pipeline)
         self.box_adjust = self.finder.box_adjust
         self.class_bias = None if class_bias is None else np.asarray(class_bias, np.float64).reshape(len(CLASSES))
         more = "".join(f", {k} {v}" for k, v in cfg.items() if k not in ("long_side", "upscale") and v not in (None, ()))
@@ -144,7 +147,10 @@ class MaskDetector(Detector):
 
     def detect_many(self, sources, # images, or anything `read_image` takes
                    )->Iterator[list[Detection]|Exception]:
-        "As `Detector.detect_many`, but one image is classified in a worker thread while RetinaFace runs on the next."
+        "As `Detector.detect_many`; with `pipeline`, one image is classified in a worker thread while RetinaFace runs on the next."
+        if not self.pipeline:
+            yield from super().detect_many(sources)
+            return
         from concurrent.futures import ThreadPoolExecutor
         def faces_of(src):
             try: img = read_image(src); return img, self.finder(img)

