@@ -241,7 +241,9 @@ def test_cli_user_errors_are_one_line(tmp_path):
         assert len(err.strip().splitlines()) == 1 and says in err, (argv, err)
     _save(tmp_path / "a" / "x.png", np.zeros((8, 8, 3), np.uint8))
     rc, _, err = _run_main(["detect", str(tmp_path / "a"), "--detector", "aizoo", "--model", "x.keras"])
-    assert rc == EXIT_USER_ERROR and "--model applies to the fmd_rice detector only" in err
+    assert rc == EXIT_USER_ERROR and "--model and --score apply to the fmd_rice detector only" in err
+    rc, _, err = _run_main(["detect", str(tmp_path / "a"), "--detector", "aizoo", "--score", "0.6"])
+    assert rc == EXIT_USER_ERROR and "apply to the fmd_rice detector only" in err
     for argv in (["detect", "x", "--every", "0"], ["detect", "x", "--detector", "nope"], ["faces", "x", "--score", "2"]):
         with pytest.raises(SystemExit) as e, contextlib.redirect_stderr(io.StringIO()):
             main(argv)

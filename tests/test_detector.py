@@ -84,7 +84,9 @@ def test_corrections_move_boxes_and_reweight_classes(detector, photo):
     assert [d.label for d in b] == truth
     for da, db, du in zip(a, b, u):
         h = db.box[3] - db.box[1]
-        assert da.box[1] - db.box[1] == pytest.approx(BOX_ADJUST[3] * h, abs=0.5)   # moved down (not clipped here)
+        centre = lambda d: (d.box[1] + d.box[3]) / 2
+        assert centre(da) - centre(db) == pytest.approx(BOX_ADJUST[3] * h, abs=0.5)   # moved down (not clipped here)
+        assert da.box[3] - da.box[1] == pytest.approx(BOX_ADJUST[1] * h, abs=0.5)     # and scaled
         assert da.box == du.box
         np.testing.assert_allclose(da.probs, apply_class_bias(du.probs[None], CLASS_BIAS)[0], atol=1e-5)
     # explicit values replace the card's
