@@ -128,7 +128,8 @@ class MaskDetector(Detector):
         self.pipeline = self.classifier.runtime == "tensorflow" if pipeline is None else bool(pipeline)
         self.box_adjust = self.finder.box_adjust
         self.class_bias = None if class_bias is None else np.asarray(class_bias, np.float64).reshape(len(CLASSES))
-        more = "".join(f", {k} {v}" for k, v in cfg.items() if k not in ("long_side", "upscale") and v not in (None, ()))
+        more = "".join(f", {k} {v}" for k, v in cfg.items()
+                       if k not in ("long_side", "upscale") and v not in (None, ()))
         self.description = (f"RetinaFace (MobileNetV2, {preset}: long side {cfg['long_side']}, "
                             f"upscale {cfg['upscale']}{more}, "
                             f"box adjust {box_adjust}) + {self.classifier.card.get('backbone', 'classifier')} "
@@ -147,7 +148,7 @@ class MaskDetector(Detector):
 
     def detect_many(self, sources, # images, or anything `read_image` takes
                    )->Iterator[list[Detection]|Exception]:
-        "As `Detector.detect_many`; with `pipeline`, one image is classified in a worker thread while RetinaFace runs on the next."
+        "As `Detector.detect_many`; with `pipeline`, a worker thread classifies an image while RetinaFace runs on the next."
         if not self.pipeline:
             yield from super().detect_many(sources)
             return

@@ -78,7 +78,8 @@ def main(n=150):
             # the reference: `accurate` as it was before its small-face options, one 960 px pass at score 0.5
             det = MaskDetector(model=load_classifier(backend="tensorflow"), preset="accurate", score=GRAPH_SCORE,
                                finder_options=dict(scales=(), refine=None))
-            add("rf_accurate_tf", "RetinaFace alone, one 960 px pass, tensorflow", lambda: [det.finder(im) for im in imgs])
+            add("rf_accurate_tf", "RetinaFace alone, one 960 px pass, tensorflow",
+                lambda: [det.finder(im) for im in imgs])
             add("accurate_tf", "fmd_rice, one 960 px pass, tensorflow (the reference)",
                 lambda: list(det.detect_many(imgs)))
         finally: os.environ.pop(ENV_BACKEND)
