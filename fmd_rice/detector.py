@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from .core import CLASSES, class_index
 from .faces import GRAPH_SCORE, Face, FaceFinder
@@ -17,7 +17,7 @@ from .images import draw_boxes, read_image
 
 # %% auto #0
 __all__ = ['RESIZING', 'SMALL_FACES', 'PRESETS', 'FROM_CARD', 'COLORS', 'SHORT', 'Detection', 'Detector', 'apply_class_bias',
-           'MaskDetector', 'render', 'draw_mask', 'demo_photo', 'FaceDetector']
+           'label_faces', 'MaskDetector', 'render', 'draw_mask', 'demo_photo', 'FaceDetector']
 
 # %% ../nbs/07_detector.ipynb #8f33bc7f
 @dataclass
@@ -90,6 +90,18 @@ def apply_class_bias(probs, # [N, 3] class probabilities, `CLASSES` order
     p = np.exp(logit - logit.max(1, keepdims=True))
     return (p / p.sum(1, keepdims=True)).astype(np.float32)
 
+def label_faces(classifier, # a `fmd_rice.backbones.Classifier` (`predict`, `img_size`)
+                image:np.ndarray, # RGB `uint8`
+                faces:Sequence[Face], # faces of `image`, boxes in the convention the classifier's crops expect
+                margin:float, # crop margin around each box (see `crop_face`)
+                class_bias=None, # added to the class log-probabilities (`apply_class_bias`); `None`: none
+               )->list[Detection]:
+    "Label `faces` with one batched call of `classifier` on their crops: the mask detector's second stage, alone."
+    from fmd_rice.data import crop_faces
+    if not len(faces): return []
+    crops = crop_faces(image, [f.box for f in faces], margin=margin, size=classifier.img_size)
+    return [Detection.from_face(f, p) for f, p in zip(faces, apply_class_bias(classifier.predict(crops), class_bias))]
+
 def _result(x):
     "A finished future's value, or the exception it raised (or `x` itself when it is an exception)."
     if isinstance(x, Exception): return x
@@ -138,10 +150,7 @@ class MaskDetector(Detector):
 
     def classify(self, image:np.ndarray, faces:list[Face])->list[Detection]:
         "Label `faces` of `image` with one batched classifier call."
-        from fmd_rice.data import crop_faces
-        if not faces: return []
-        crops = crop_faces(image, [f.box for f in faces], margin=self.margin, size=self.classifier.img_size)
-        return [Detection.from_face(f, p) for f, p in zip(faces, apply_class_bias(self.classifier.predict(crops), self.class_bias))]
+        return label_faces(self.classifier, image, faces, self.margin, self.class_bias)
 
     def detect(self, image:np.ndarray)->list[Detection]:
         return self.classify(image, self.finder(image))

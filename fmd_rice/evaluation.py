@@ -334,9 +334,10 @@ def metrics_from_records(records:Sequence[dict], # per-image records from `evalu
     "The metrics dict of `metrics.json` from per-image records, with timing, failures and detector filled in."
     m = evaluate_predictions(*records_to_inputs(records), iou_thr=iou_thr, strict_voc=strict_voc)
     ok = [r for r in records if not r.get("error")]
-    secs = float(sum(r.get("seconds") or 0.0 for r in ok))
+    times = [r.get("seconds") for r in ok]
+    secs = None if any(t is None for t in times) else float(sum(times))  # unknown when any image's time is
     info = {"detector": detector} if isinstance(detector, str) or detector is None else dict(detector)
-    m.update(seconds=round(secs, 3), images_per_second=round(len(ok) / secs, 3) if secs > 0 else None,
+    m.update(seconds=None if secs is None else round(secs, 3), images_per_second=round(len(ok) / secs, 3) if secs else None,
              detector=info.get("detector"), description=info.get("description", ""),
              errors=[{"path": r.get("path"), "error": r["error"]} for r in records if r.get("error")])
     return m
@@ -570,24 +571,25 @@ def with_true_labels(records:Sequence[dict], # per-image records (`evaluate`)
 
 # %% ../nbs/09_evaluation.ipynb #0819260d
 def classify_records(records:Sequence[dict], # per-image records (`evaluate`) whose boxes are kept
-                     classifier, # a `fmd_rice.backbones.Classifier`
-                     margin:float|None=None, # crop margin; `None`: the classifier's
-                     class_bias:tuple|None=None, # `fmd_rice.detector.apply_class_bias` after the classifier; `None`: none
-                    )->list[dict]: # new records (the input is left alone)
+                     classifier, # a `fmd_rice.backbones.Classifier`, or a detector with `classify(image, faces)`
+                     margin:float|None=None, # crop margin (a `Classifier` only); `None`: the classifier's
+                     class_bias:tuple|None=None, # `apply_class_bias` after a `Classifier`; `None`: none
+                    )->list[dict]: # new records (the input is left alone), `seconds` `None`
     "Records with every detection relabelled by `classifier` (the faces found are unchanged)."
-    from fmd_rice.data import crop_faces
-    from fmd_rice.detector import apply_class_bias
+    from fmd_rice.detector import label_faces
     from fmd_rice.images import read_image
-    m = classifier.margin if margin is None else margin
+    if hasattr(classifier, "predict"):
+        m = classifier.margin if margin is None else margin
+        label = lambda image, faces: label_faces(classifier, image, faces, m, class_bias)
+    elif margin is not None or class_bias is not None:
+        raise ValueError("margin and class_bias apply to a Classifier; a detector applies its own")
+    else: label = classifier.classify
     out = []
     for r in records:
-        dets = [dict(d) for d in r.get("detections") or []]
+        dets = r.get("detections") or []
         if dets and not r.get("error"):
-            crops = crop_faces(read_image(r["path"]), [d["box"] for d in dets], margin=m, size=classifier.img_size)
-            for d, pr in zip(dets, apply_class_bias(classifier.predict(crops), class_bias)):
-                d.update(probs={c: float(v) for c, v in zip(CLASSES, pr)}, label=CLASSES[int(pr.argmax())],
-                         confidence=float(d.get("score", 1.0)) * float(pr.max()))
-        out.append({**r, "detections": dets})
+            dets = [_det_record(d) for d in label(read_image(r["path"]), [Detection.from_dict(d) for d in dets])]
+        out.append({**r, "detections": dets, "seconds": None})
     return out
 
 # %% ../nbs/09_evaluation.ipynb #f0af15e3

@@ -215,17 +215,21 @@ class NeuraletDetector(Detector):
         self.face_finder = face_finder or FaceFinder()
         self.description = f"{type(self).description}; faces: {self.face_finder!r}"
 
-    def classify(self, crops:list[np.ndarray])->np.ndarray:
+    def classify_crops(self, crops:list[np.ndarray])->np.ndarray:
         "Softmax `[n, 2]` (mask, no mask) for RGB face crops, in one batch."
         import cv2
         if not crops: return np.zeros((0, 2), np.float32)
         x = np.stack([cv2.resize(c, (45, 45)) for c in crops]).astype(np.float32) / 255.0
         return self._predict(x).numpy()
 
-    def detect(self, image:np.ndarray)->list[Detection]:
-        faces = [(f, c) for f in self.face_finder(image) if (c := box_crop(image, f.box)) is not None]
-        p = self.classify([c for _, c in faces])
+    def classify(self, image:np.ndarray, faces:list[Face])->list[Detection]:
+        "Label `faces` of `image` (found by any face finder), as `MaskDetector.classify` does with ours."
+        faces = [(f, c) for f in faces if (c := box_crop(image, f.box)) is not None]
+        p = self.classify_crops([c for _, c in faces])
         return [Detection.from_face(f, _two_class_probs(*pi)) for (f, _), pi in zip(faces, p)]
+
+    def detect(self, image:np.ndarray)->list[Detection]:
+        return self.classify(image, self.face_finder(image))
 
 # %% ../nbs/10_peers.ipynb #58b429fc
 def fmd_face_net(prototxt:str|Path, caffemodel:str|Path):
