@@ -80,7 +80,7 @@ PROFILES = {p.name: p for p in [
         step_seconds=dict(data=13, backbones=180, selection=None, classifier=88, detectors=99, cv=213)),
     Profile(
         "cpu",
-        # one degraded feature pass for the paper's four-backbone comparison (two cost `make paper` 3 more minutes)
+        # one degraded feature pass for the four-backbone comparison (two took about 4 minutes more here)
         backbones={"pretrained": dict(img_size=128, epochs=60, degraded_passes=1, patience=6),
                    "scratch": dict(img_size=64, epochs=3, max_per_class=1200, patience=3, batch_size=32)},
         # sizes x backbones, limited to what fits a 2-core machine in half an hour: MobileNetV2 at the middle size only
@@ -97,7 +97,7 @@ PROFILES = {p.name: p for p in [
                        small_faces_targets=_SMALL_FACES_TARGETS,
                        small_faces_time=_SMALL_FACES_TIME),
         data=dict(n_samples=8),
-        step_seconds=dict(data=11, backbones=1731, selection=1500, classifier=714, detectors=702, cv=2556)),
+        step_seconds=dict(data=9, backbones=982, selection=1500, classifier=897, detectors=917, cv=2556)),
     Profile(
         "paper",
         backbones={"pretrained": dict(img_size=224, epochs=60, degraded_passes=2, fine_tune=30, fine_tune_epochs=10,

@@ -14,12 +14,12 @@ from fmd_rice.core import CLASSES
 # The crowd classifier (trained on real crowd-scale faces, 2,500 web crops per class) gives up web-crop accuracy:
 # Kaggle 12K test 0.996 -> 0.961 and MaskedFace-Net CMFD recall 0.86 -> 0.45 (card of 2026-12-02). The crowd-classifier
 # issue asks for >= 0.99 on Kaggle 12K: that target is missed and reported in the README; these floors guard against
-# falling further. The retraining of 2026-12-02 06:04 (crowd crops cut with the box convention refitted for the
-# `accurate` preset's small-face pass) traded MaskedFace-Net incorrect recall for correct recall: on its test split,
-# read as this file reads it, incorrect 0.972 -> 0.870 and correct 0.408 -> 0.653 (val: 0.983 -> 0.931, 0.486 ->
-# 0.730). The issue's >= 0.95 incorrect recall is missed and reported in the README; the floor guards the rest.
+# falling further. The classifier shipped since 2026-12-02 10:00 is the one `make paper` trains from a fresh clone
+# (two fresh-clone runs gave the same figures to three decimals); read as this file reads them, it has Kaggle 12K
+# test 0.957 and MaskedFace-Net incorrect recall 0.972 (correct recall 0.571), so the incorrect-recall floor is the
+# issue's 0.95 again (the retraining before it, in a run folder holding caches of earlier runs, had 0.870).
 KAGGLE12K_ACC_FLOOR = 0.95
-MFN_INCORRECT_RECALL_FLOOR = 0.85
+MFN_INCORRECT_RECALL_FLOOR = 0.95
 MFN_ACC_FLOOR = 0.75
 N_PER_CLASS = 150  # fixed sample per class of each test split (sorted, evenly spaced: deterministic)
 
@@ -144,3 +144,17 @@ def test_default_model_card_is_portable_and_carries_its_corrections(default_clf)
     assert "/work/" not in text and "/home/" not in text and "/root/" not in text, "absolute path in the card"
     c = default_clf.corrections
     assert c["box_adjust"] is not None and len(c["box_adjust"]) == 4 and len(c["class_bias"]) == 3 and c["class_bias"][0] == 0.0
+
+
+def test_training_is_deterministic(data_root, weights_root, tmp_path):
+    """Two trainings with one seed (head on degraded features, then fine-tuning) give the same weights: the packaged
+    model is what `make paper` writes, so a rerun must give it back."""
+    import keras
+    from fmd_rice.backbones import train_backbone
+    kw = dict(img_size=64, epochs=2, degraded_passes=1, max_per_class=16, max_eval_per_class=8, fine_tune=10,
+              fine_tune_epochs=1, weights_dir=weights_root)
+    runs = [train_backbone("mobilenet", data_root, tmp_path / f"run{i}", work=tmp_path / f"features{i}", **kw)
+            for i in range(2)]
+    w = [keras.models.load_model(r["model_path"]).get_weights() for r in runs]
+    assert runs[0]["weights"]["source"] == "imagenet" and len(w[0]) == len(w[1])
+    assert all(np.array_equal(a, b) for a, b in zip(*w))
