@@ -18,7 +18,7 @@ import pandas as pd
 
 from .core import (CLASSES, DataError, FmdRiceError, ImageError, atomic_path, class_index, data_root,
                            draw_confusion, save_figure, to_jsonable, write_json)
-from .detector import Detection
+from .detector import Detection, label_faces
 from .faces import Matches, _get, as_boxes, iou, match  # box geometry: the faces chapter
 
 # %% auto #0
@@ -337,7 +337,8 @@ def metrics_from_records(records:Sequence[dict], # per-image records from `evalu
     times = [r.get("seconds") for r in ok]
     secs = None if any(t is None for t in times) else float(sum(times))  # unknown when any image's time is
     info = {"detector": detector} if isinstance(detector, str) or detector is None else dict(detector)
-    m.update(seconds=None if secs is None else round(secs, 3), images_per_second=round(len(ok) / secs, 3) if secs else None,
+    m.update(seconds=None if secs is None else round(secs, 3),
+             images_per_second=round(len(ok) / secs, 3) if secs else None,
              detector=info.get("detector"), description=info.get("description", ""),
              errors=[{"path": r.get("path"), "error": r["error"]} for r in records if r.get("error")])
     return m
@@ -576,7 +577,6 @@ def classify_records(records:Sequence[dict], # per-image records (`evaluate`) wh
                      class_bias:tuple|None=None, # `apply_class_bias` after a `Classifier`; `None`: none
                     )->list[dict]: # new records (the input is left alone), `seconds` `None`
     "Records with every detection relabelled by `classifier` (the faces found are unchanged)."
-    from fmd_rice.detector import label_faces
     from fmd_rice.images import read_image
     if hasattr(classifier, "predict"):
         m = classifier.margin if margin is None else margin
