@@ -30,7 +30,7 @@ __all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'CROWD_SOURCE_CAP', 'MODELS_DIR', 'DEF
            'classification_metrics', 'fit_resumable', 'image_dataset', 'extract_features', 'train_head',
            'corpus_splits', 'model_fn', 'predict_images', 'evaluate_model', 'inference_ms', 'train_backbone',
            'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus', 'found_faces', 'voc_crowd_crops',
-           'cv_corpus', 'train_fold_head', 'cv_fold_classifier', 'results_table', 'plot_histories',
+           'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table', 'plot_histories',
            'plot_split_confusion', 'Classifier', 'load_classifier', 'classify_paths', 'export_default']
 
 # %% ../nbs/06_backbones.ipynb #1a98bcfa
@@ -632,7 +632,7 @@ def cv_corpus(data_root_=None, # data root (else `$FMD_RICE_DATA`): kaggle12k/, 
     return df
 
 # %% ../nbs/06_backbones.ipynb #cv060004
-def train_fold_head(name:str, # a key of `BACKBONES` with ImageNet weights (its base stays frozen)
+def train_fold_model(name:str, # a key of `BACKBONES` with ImageNet weights (frozen for the head; see `fine_tune`)
                     corpus:pd.DataFrame, # `cv_corpus`: rows with `path`, `label`, `source`, `split`, `group`
                     held_out:Iterable, # `group`s left out of training (a fold's images: "kaggle853:<stem>")
                     folder:str|Path, # this fold's model, checkpoints and card
@@ -640,12 +640,14 @@ def train_fold_head(name:str, # a key of `BACKBONES` with ImageNet weights (its 
                     img_size:int=96,
                     epochs:int=60, patience:int=6, degraded_passes:int=2, batch_size:int=64, lr:float=1e-3,
                     dropout:float=0.3, hidden:int=512,
+                    fine_tune:int=0, # then unfreeze the base's top N layers and train end to end (0: head only)
+                    fine_tune_epochs:int=4, fine_tune_lr:float=3e-5, # that phase (`train_backbone`'s `_fine_tune`)
                     max_per_class:int|None=None, # subsample training rows per (class, source), Kaggle 853's excepted
                     max_eval_per_class:int|None=None, # subsample validation rows per (class, source)
                     margin:float=CROP_MARGIN, # the crop margin the corpus was cut with (recorded on the card)
                     weights:str|Path="auto", weights_dir:str|Path|None=None, seed:int=0, verbose:int=0,
                    )->dict: # the result and the model's card (folder/model.json): `model_path`, rows, history
-    "One fold's classifier: a head on frozen ImageNet features of every training row but the held-out ones (resumable)."
+    "One fold's classifier: a head on frozen ImageNet features of every training row but the held-out ones, then optionally fine-tuned (resumable)."
     keras = _keras()
     rec = resolve_weights(name, img_size, weights, weights_dir)
     if rec["source"] != "imagenet":
@@ -660,6 +662,8 @@ def train_fold_head(name:str, # a key of `BACKBONES` with ImageNet weights (its 
     config = dict(backbone=name, img_size=img_size, epochs=epochs, patience=patience, degraded_passes=degraded_passes,
                   batch_size=batch_size, lr=lr, dropout=dropout, hidden=hidden, seed=seed, weights=rec, margin=margin,
                   rows=int(keep.sum()), key=_key(*tr.path[keep], *tr.label[keep], *va.path))
+    head_key = _key(json.dumps(to_jsonable(config), sort_keys=True))  # a finished head serves any fine-tuning after it
+    if fine_tune: config.update(fine_tune=fine_tune, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr)
     card_path, model_path = folder/"model.json", folder/"model.keras"  # the result is the card `load_classifier` reads
     if card_path.exists() and model_path.exists():
         old = json.loads(card_path.read_text())
@@ -677,13 +681,18 @@ def train_fold_head(name:str, # a key of `BACKBONES` with ImageNet weights (its 
     ytr = np.array([class_index(l) for l in tr.label[keep]])
     yva = np.array([class_index(l) for l in va.label])
     cw = class_weights(tr[keep].assign(split="train"))
-    ckpt = folder/f"ckpt_head_{_key(json.dumps(to_jsonable(config), sort_keys=True))}"
-    hist = train_head(model, np.concatenate([f[keep] for f in fx]), np.tile(ytr, len(fx)), (xv, yva), ckpt, epochs, lr,
-                      batch_size, patience, cw, dropout, seed, verbose)
-    with atomic_path(model_path) as tmp: model.save(tmp)
+    hist = train_head(model, np.concatenate([f[keep] for f in fx]), np.tile(ytr, len(fx)), (xv, yva),
+                      folder/f"ckpt_head_{head_key}", epochs, lr, batch_size, patience, cw, dropout, seed, verbose)
+    for h in hist: h["phase"] = "head"
     kept = tr[keep]
     mode = "frozen ImageNet base + head on cached features"
     if degraded_passes: mode += f" (+{degraded_passes} degraded passes)"
+    if fine_tune:  # the shipped crowd classifier's second phase, on the same rows
+        ck = _key(json.dumps(to_jsonable(config), sort_keys=True))
+        model, h2 = _fine_tune(model, {"train": kept, "val": va}, cw, folder, ck, config, verbose)
+        hist += [{**h, "epoch": h["epoch"] + len(hist)} for h in h2]
+        mode += f", then top {fine_tune} layers fine-tuned end to end"
+    with atomic_path(model_path) as tmp: model.save(tmp)
     rows = {src: {c: int(((kept.source == src) & (kept.label == c)).sum()) for c in CLASSES}
             for src in sorted(set(kept.source))}
     res = dict(backbone=name, img_size=img_size, margin=margin, config=config, model_path=str(model_path),
@@ -709,7 +718,7 @@ def cv_fold_classifier(fold:int, # the fold held out
                        limit:int|None=None, # `cv_corpus`'s limit (a quick run)
                        margin:float=CROP_MARGIN,
                        seed:int=0,
-                       **train_kw, # `train_fold_head` settings (img_size, epochs, degraded_passes, patience, ...)
+                       **train_kw, # `train_fold_model` settings (img_size, epochs, degraded_passes, fine_tune, ...)
                       ): # the fold's `Classifier`
     "Train (or reload) one fold's classifier on the crowd corpus and the other folds' faces, all cut with `crop_box`."
     box = box_adjust if crop_box == "fold" else crop_box
@@ -718,8 +727,8 @@ def cv_fold_classifier(fold:int, # the fold held out
         _CV_CORPUS.update(key=key, corpus=cv_corpus(data_root_, crowd, images, records, box, margin=margin,
                                                    per_face=per_face, limit=limit, seed=seed))
     corpus = _CV_CORPUS["corpus"]
-    res = train_fold_head(backbone, corpus, {f"kaggle853:{s}" for s in held_out}, Path(folder)/f"fold{fold}",
-                          Path(folder)/"features", margin=margin, seed=seed, **train_kw)
+    res = train_fold_model(backbone, corpus, {f"kaggle853:{s}" for s in held_out}, Path(folder)/f"fold{fold}",
+                           Path(folder)/"features", margin=margin, seed=seed, **train_kw)
     return load_classifier(res["model_path"], verify=False)
 
 # %% ../nbs/06_backbones.ipynb #3d24a3cd

@@ -662,6 +662,7 @@ def cross_validate(records:Sequence[dict], # per-image records of all images, Re
                    folds:Mapping[str, int], # stem -> fold (`fmd_rice.data.cv_folds`)
                    train_fold:Callable, # (fold, held-out stems, box_adjust) -> the fold's classifier
                    folder:str|Path, # `fold<k>/predictions.json` and `fold.json` go here; a rerun reuses finished folds
+                   key=None, # what trains the folds (their settings, JSON-able): a finished fold is reused only when it matches
                    fit_on:Callable|None=None, # stem -> whether a training-fold image fits the corrections; `None`: all
                    others:Sequence[dict]=(), # more records for the class-bias fit (e.g. ILC 2021 val), boxes kept
                    box_grid:Sequence[tuple]=BOX_GRID, bias_grid:Sequence[tuple]=BIAS_GRID,
@@ -678,7 +679,7 @@ def cross_validate(records:Sequence[dict], # per-image records of all images, Re
         test = [r for r in records if folds[r["stem"]] == k]
         if (d/"fold.json").exists() and (d/"predictions.json").exists():
             info, recs = json.loads((d/"fold.json").read_text()), load_predictions(d/"predictions.json")
-            if sorted(r["stem"] for r in recs) == sorted(r["stem"] for r in test):
+            if sorted(r["stem"] for r in recs) == sorted(r["stem"] for r in test) and info.get("key") == to_jsonable(key):
                 if progress: print(f"fold {k}: done before ({info['seconds']:.0f} s), reused", flush=True)
                 out.append(info)
                 pooled.update({r["stem"]: r for r in recs})
@@ -696,7 +697,7 @@ def cross_validate(records:Sequence[dict], # per-image records of all images, Re
         about = ("backbone", "img_size", "margin", "mode", "rows", "epochs_run", "train_s")
         info = {"fold": k, "images": len(test), "train_images": len(train), "fit_images": len(fit), "box_adjust": box,
                 "class_bias": bias, "seconds": round(time.time() - t0, 1), "train_seconds": round(t1 - t0, 1),
-                "classifier": {c: card.get(c) for c in about},
+                "classifier": {c: card.get(c) for c in about}, "key": to_jsonable(key),
                 **{c: m[c] for c in CV_KEYS}, "ap50": m["ap50"]}
         save_predictions(d/"predictions.json", recs, {"detector": f"fmd_rice cv fold {k}",
                                                      "description": f"box_adjust {box}, class_bias {bias}"})
