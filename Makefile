@@ -50,7 +50,7 @@ check: install
 	  git status --porcelain -- nbs fmd_rice; git --no-pager diff --stat -- nbs fmd_rice; exit 1; fi
 	@echo "notebooks clean and exported"
 
-# One table: images/s of the peers and our presets side by side, the ratios of issue 12, peak RSS (150 photos).
+# One table: images/s of the peers and our presets side by side (150 photos, median of 3 rounds), the ratios of issue 12, peak RSS.
 # The other scripts of tests/bench (faces, data, classify, runtimes, precision, ...) run by hand.
 bench: install
 	$(BIN)/python tests/bench/detect.py 150
