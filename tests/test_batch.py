@@ -259,7 +259,10 @@ def test_ctrl_c_is_one_line_and_resumes(tmp_path, photos):
     for i in range(n):
         _save(src / f"p{i:03d}.jpg", one)
     cmd = [FMD_RICE, "detect", str(src), "--out", str(out), "--preset", "fast", "--no-images"]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell that starts jobs in the background without job control makes them ignore SIGINT, and children inherit
+    # that: give the command the default, as a terminal would
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while not list((out / "records").glob("p*.json")) and time.time() - t0 < 240 and p.poll() is None:
         time.sleep(0.2)
