@@ -253,9 +253,7 @@ def test_cli_user_errors_are_one_line(tmp_path):
 def test_ctrl_c_is_one_line_and_resumes(tmp_path, photos):
     _, one = photos
     src, out = tmp_path / "in", tmp_path / "out"
-    # enough photos that the run outlasts this process's polling: on 2 cores the runtime's threads can keep the
-    # test waiting for a second or more, and 40 photos were once all done (35/s) before the signal went out
-    n = 300
+    n = 300  # about 9 s of work at `fast`: the run is surely still going when the signal goes out
     for i in range(n):
         _save(src / f"p{i:03d}.jpg", one)
     cmd = [FMD_RICE, "detect", str(src), "--out", str(out), "--preset", "fast", "--no-images"]
