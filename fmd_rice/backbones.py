@@ -25,12 +25,12 @@ from .runtime import ModelError, _keras, _tf, check_image_classifier, load_keras
 from .profiles import get_profile
 
 # %% auto #0
-__all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'CROWD_SOURCE_CAP', 'MODELS_DIR', 'DEFAULT_MODEL', 'SOURCE_NAMES', 'preprocess_layer',
-           'keras_cache_dir', 'resolve_weights', 'build_classifier', 'feature_model', 'trainable_params',
-           'classification_metrics', 'fit_resumable', 'image_dataset', 'extract_features', 'train_head',
-           'corpus_splits', 'model_fn', 'predict_images', 'evaluate_model', 'inference_ms', 'train_backbone',
-           'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus', 'found_faces', 'voc_crowd_crops',
-           'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table', 'plot_histories',
+__all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'FINE_TUNE_BATCHES', 'CROWD_SOURCE_CAP', 'MODELS_DIR', 'DEFAULT_MODEL', 'SOURCE_NAMES',
+           'preprocess_layer', 'keras_cache_dir', 'resolve_weights', 'build_classifier', 'feature_model',
+           'trainable_params', 'classification_metrics', 'fit_resumable', 'image_dataset', 'extract_features',
+           'train_head', 'corpus_splits', 'model_fn', 'predict_images', 'evaluate_model', 'inference_ms',
+           'train_backbone', 'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus', 'found_faces',
+           'voc_crowd_crops', 'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table', 'plot_histories',
            'plot_split_confusion', 'Classifier', 'load_classifier', 'classify_paths', 'export_default']
 
 # %% ../nbs/06_backbones.ipynb #1a98bcfa
@@ -224,18 +224,23 @@ def fit_resumable(model, # a compiled Keras model (ignored in favour of the chec
 
 # %% ../nbs/06_backbones.ipynb #4d0583a8
 def _key(*parts)->str: return hashlib.sha1("\n".join(map(str, parts)).encode()).hexdigest()[:12]
+def _config_key(config:dict)->str: return _key(json.dumps(to_jsonable(config), sort_keys=True))
 
 def image_dataset(df:pd.DataFrame, # rows with `path` (and `label`)
                   img_size:int,
                   batch_size:int=64,
                   mode:str="clean", # "clean", "augment" (augment_image with degradation) or "degrade" (degradation only)
-                  seed:int=0):
+                  seed:int=0,
+                  shuffle:bool=False, # shuffle the rows before batching, anew every epoch ("clean" and "augment"; training)
+                 ):
     "tf.data of (raw RGB float 0-255 [B,S,S,3], int labels) for `df`, clean, augmented+degraded, or degraded only (reproducible)."
     from fmd_rice.data import make_dataset, degrade
     tf = _tf()
-    if mode == "clean": return make_dataset(df, img_size, batch_size=batch_size, seed=seed)
-    if mode == "augment": return make_dataset(df, img_size, batch_size=batch_size, augment=True, degrade_p=1.0, seed=seed)
+    if mode == "clean": return make_dataset(df, img_size, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    if mode == "augment":
+        return make_dataset(df, img_size, batch_size=batch_size, shuffle=shuffle, augment=True, degrade_p=1.0, seed=seed)
     if mode != "degrade": raise ValueError(f"mode must be clean, augment or degrade, not {mode!r}")
+    if shuffle: raise ValueError("mode 'degrade' is for evaluation, in the rows' order; it does not shuffle")
     ds = make_dataset(df, img_size, batch_size=batch_size, seed=seed).unbatch().enumerate()
     ds = ds.map(lambda i, xy: (degrade(xy[0], seed=tf.stack([tf.cast(seed, tf.int32), tf.cast(i, tf.int32)])), xy[1]))
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -367,6 +372,8 @@ def _train_frozen(model, splits:dict, y:tuple, cw:dict, run:Path, ck:str, work:P
     return history, mode, ftime, extra
 
 # %% ../nbs/06_backbones.ipynb #c02e5315
+FINE_TUNE_BATCHES = "rows shuffled every epoch" # how `_fine_tune` draws its batches (part of a run's configuration)
+
 def _fine_tune(model, splits:dict, cw:dict, run:Path, ck:str, c:dict, verbose:int)->tuple:
     "Unfreeze the top `fine_tune` layers of the base and train end to end. -> (model, history)"
     keras = _keras()
@@ -376,7 +383,7 @@ def _fine_tune(model, splits:dict, cw:dict, run:Path, ck:str, c:dict, verbose:in
     for l in base.layers:
         if isinstance(l, keras.layers.BatchNormalization): l.trainable = False
     model.compile(keras.optimizers.Adam(c["fine_tune_lr"]), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    tr = image_dataset(splits["train"], c["img_size"], c["batch_size"], "augment", c["seed"]).shuffle(64, seed=c["seed"])
+    tr = image_dataset(splits["train"], c["img_size"], c["batch_size"], "augment", c["seed"], shuffle=True)
     va = image_dataset(splits["val"], c["img_size"], c["batch_size"])
     model, history = fit_resumable(model, run/f"ckpt_finetune_{ck}", tr, validation_data=va,
                                    epochs=c["fine_tune_epochs"], patience=c["patience"], class_weight=cw,
@@ -431,6 +438,7 @@ def train_backbone(name:str, # a key of `BACKBONES`
                   fine_tune_epochs=fine_tune_epochs if (frozen and fine_tune) else 0, patience=patience,
                   dropout=dropout, hidden=hidden, degraded_passes=degraded_passes if frozen else 0,
                   max_per_class=max_per_class, max_eval_per_class=max_eval_per_class, seed=seed)
+    if frozen and fine_tune: config["fine_tune_batches"] = FINE_TUNE_BATCHES
     if corpus is not None:  # the corpus is part of the configuration (the paper's corpus leaves it out, as before)
         config["corpus"] = dict(rows=len(corpus), key=_key(*corpus.path, *corpus.label, *corpus.split))
     run = Path(out_dir)/(run_name or name)
@@ -439,7 +447,7 @@ def train_backbone(name:str, # a key of `BACKBONES`
         old = json.loads(rp.read_text())
         if old.get("config") == to_jsonable(config) and (run/"model.keras").exists(): return old
     run.mkdir(parents=True, exist_ok=True)
-    ck = f"{_key(json.dumps(to_jsonable(config), sort_keys=True))}"  # checkpoints belong to one configuration
+    ck = _config_key(config)  # checkpoints belong to one configuration
     work = Path(work) if work else Path(out_dir)/"features"
     if corpus is None: splits = corpus_splits(data_root, seed, max_per_class, max_eval_per_class)
     else:
@@ -662,8 +670,9 @@ def train_fold_model(name:str, # a key of `BACKBONES` with ImageNet weights (fro
     config = dict(backbone=name, img_size=img_size, epochs=epochs, patience=patience, degraded_passes=degraded_passes,
                   batch_size=batch_size, lr=lr, dropout=dropout, hidden=hidden, seed=seed, weights=rec, margin=margin,
                   rows=int(keep.sum()), key=_key(*tr.path[keep], *tr.label[keep], *va.path))
-    head_key = _key(json.dumps(to_jsonable(config), sort_keys=True))  # a finished head serves any fine-tuning after it
-    if fine_tune: config.update(fine_tune=fine_tune, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr)
+    head_key = _config_key(config)  # a finished head serves any fine-tuning after it
+    if fine_tune: config.update(fine_tune=fine_tune, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
+                                fine_tune_batches=FINE_TUNE_BATCHES)
     card_path, model_path = folder/"model.json", folder/"model.keras"  # the result is the card `load_classifier` reads
     if card_path.exists() and model_path.exists():
         old = json.loads(card_path.read_text())
@@ -688,7 +697,7 @@ def train_fold_model(name:str, # a key of `BACKBONES` with ImageNet weights (fro
     mode = "frozen ImageNet base + head on cached features"
     if degraded_passes: mode += f" (+{degraded_passes} degraded passes)"
     if fine_tune:  # the shipped crowd classifier's second phase, on the same rows
-        ck = _key(json.dumps(to_jsonable(config), sort_keys=True))
+        ck = _config_key(config)
         model, h2 = _fine_tune(model, {"train": kept, "val": va}, cw, folder, ck, config, verbose)
         hist += [{**h, "epoch": h["epoch"] + len(hist)} for h in h2]
         mode += f", then top {fine_tune} layers fine-tuned end to end"
