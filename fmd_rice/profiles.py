@@ -89,7 +89,8 @@ PROFILES = {p.name: p for p in [
                        limit=None, train=dict(epochs=60, degraded_passes=1, patience=6)),
         # backbone and size: the cpu selection run of 2026-12-02 (`figures/classifier_selection.md`); fine-tuning
         # depth and epochs chosen on ILC val + the dev part on 2026-12-02 (top 60 layers for 4 epochs against 30 for 2:
-        # dev map50 0.761 against 0.754, ILC val map50 0.712 against 0.665; 8 epochs chose the same best epoch, 4)
+        # dev map50 0.761 against 0.754, ILC val map50 0.712 against 0.665; 8 epochs chose the same best epoch, 4), with the
+        # fine-tuning batches of then (whole batches in the corpus's order, shuffled; `fmd_rice.backbones.FINE_TUNE_BATCHES`)
         crowd=dict(backbone="mobilenet", img_size=96, epochs=60, degraded_passes=2, patience=6,
                    fine_tune=60, fine_tune_epochs=4, fine_tune_lr=3e-5, per_face=3, limit=None),
         # the crowd classifier's backbone, size and schedule (head, then its top 60 layers for 4 epochs); training crops
@@ -102,7 +103,7 @@ PROFILES = {p.name: p for p in [
                        small_faces_targets=_SMALL_FACES_TARGETS,
                        small_faces_time=_SMALL_FACES_TIME),
         data=dict(n_samples=8),
-        step_seconds=dict(data=10, backbones=1213, selection=1500, classifier=1199, detectors=902, cv=4612)),
+        step_seconds=dict(data=10, backbones=1195, selection=1500, classifier=1273, detectors=883, cv=4612)),
     Profile(
         "paper",
         backbones={"pretrained": dict(img_size=224, epochs=60, degraded_passes=2, fine_tune=30, fine_tune_epochs=10,
