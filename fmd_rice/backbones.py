@@ -29,9 +29,10 @@ __all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'FINE_TUNE_BATCHES', 'CROWD_SOURCE_CAP
            'preprocess_layer', 'keras_cache_dir', 'resolve_weights', 'build_classifier', 'feature_model',
            'trainable_params', 'classification_metrics', 'fit_resumable', 'image_dataset', 'extract_features',
            'train_head', 'corpus_splits', 'model_fn', 'predict_images', 'evaluate_model', 'inference_ms',
-           'train_backbone', 'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus', 'found_faces',
-           'voc_crowd_crops', 'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table', 'plot_histories',
-           'plot_split_confusion', 'Classifier', 'load_classifier', 'classify_paths', 'export_default']
+           'fine_tune_data', 'train_backbone', 'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus',
+           'found_faces', 'voc_crowd_crops', 'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table',
+           'plot_histories', 'plot_split_confusion', 'Classifier', 'load_classifier', 'classify_paths',
+           'export_default']
 
 # %% ../nbs/06_backbones.ipynb #1a98bcfa
 BACKBONES = {
@@ -372,7 +373,14 @@ def _train_frozen(model, splits:dict, y:tuple, cw:dict, run:Path, ck:str, work:P
     return history, mode, ftime, extra
 
 # %% ../nbs/06_backbones.ipynb #c02e5315
-FINE_TUNE_BATCHES = "rows shuffled every epoch" # how `_fine_tune` draws its batches (part of a run's configuration)
+FINE_TUNE_BATCHES = "rows shuffled every epoch" # how `fine_tune_data` draws its batches (part of a run's configuration)
+
+def fine_tune_data(splits:dict, # "train" and "val" rows with `path`, `label`
+                   c:dict, # the run's configuration: `img_size`, `batch_size`, `seed`
+                  )->tuple: # (train, val) tf.data
+    "What end-to-end training reads: augmented, degraded training rows shuffled anew every epoch; clean validation rows in order."
+    tr = image_dataset(splits["train"], c["img_size"], c["batch_size"], "augment", c["seed"], shuffle=True)
+    return tr, image_dataset(splits["val"], c["img_size"], c["batch_size"])
 
 def _fine_tune(model, splits:dict, cw:dict, run:Path, ck:str, c:dict, verbose:int)->tuple:
     "Unfreeze the top `fine_tune` layers of the base and train end to end. -> (model, history)"
@@ -383,8 +391,7 @@ def _fine_tune(model, splits:dict, cw:dict, run:Path, ck:str, c:dict, verbose:in
     for l in base.layers:
         if isinstance(l, keras.layers.BatchNormalization): l.trainable = False
     model.compile(keras.optimizers.Adam(c["fine_tune_lr"]), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    tr = image_dataset(splits["train"], c["img_size"], c["batch_size"], "augment", c["seed"], shuffle=True)
-    va = image_dataset(splits["val"], c["img_size"], c["batch_size"])
+    tr, va = fine_tune_data(splits, c)
     model, history = fit_resumable(model, run/f"ckpt_finetune_{ck}", tr, validation_data=va,
                                    epochs=c["fine_tune_epochs"], patience=c["patience"], class_weight=cw,
                                    verbose=verbose)
