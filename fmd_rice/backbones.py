@@ -25,14 +25,14 @@ from .runtime import ModelError, _keras, _tf, check_image_classifier, load_keras
 from .profiles import get_profile
 
 # %% auto #0
-__all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'FINE_TUNE_BATCHES', 'CROWD_SOURCE_CAP', 'MODELS_DIR', 'DEFAULT_MODEL', 'SOURCE_NAMES',
-           'preprocess_layer', 'keras_cache_dir', 'resolve_weights', 'build_classifier', 'feature_model',
-           'trainable_params', 'classification_metrics', 'fit_resumable', 'image_dataset', 'extract_features',
-           'train_head', 'corpus_splits', 'model_fn', 'predict_images', 'evaluate_model', 'inference_ms',
-           'fine_tune_data', 'train_backbone', 'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus',
-           'found_faces', 'voc_crowd_crops', 'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table',
-           'plot_histories', 'plot_split_confusion', 'Classifier', 'load_classifier', 'classify_paths',
-           'export_default']
+__all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'FINE_TUNE_BATCHES', 'MODELS_DIR', 'PACKAGED_MODELS', 'DEFAULT_MODEL',
+           'CROWD_SOURCE_CAP', 'SOURCE_NAMES', 'preprocess_layer', 'keras_cache_dir', 'resolve_weights',
+           'build_classifier', 'feature_model', 'trainable_params', 'classification_metrics', 'fit_resumable',
+           'image_dataset', 'extract_features', 'train_head', 'corpus_splits', 'model_fn', 'predict_images',
+           'evaluate_model', 'inference_ms', 'fine_tune_data', 'copy_weights', 'train_backbone', 'packaged_model',
+           'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus', 'found_faces', 'voc_crowd_crops',
+           'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table', 'plot_histories',
+           'plot_split_confusion', 'Classifier', 'load_classifier', 'classify_paths', 'export_default']
 
 # %% ../nbs/06_backbones.ipynb #1a98bcfa
 BACKBONES = {
@@ -382,6 +382,17 @@ def fine_tune_data(splits:dict, # "train" and "val" rows with `path`, `label`
     tr = image_dataset(splits["train"], c["img_size"], c["batch_size"], "augment", c["seed"], shuffle=True)
     return tr, image_dataset(splits["val"], c["img_size"], c["batch_size"])
 
+def copy_weights(src, # a Keras model
+                 dst, # the same network, at any input size
+                ):
+    "Copy the weights of `src` into `dst` layer by layer, by name (into nested models too)."
+    for l in dst.layers:
+        if not l.weights: continue
+        try: s = src.get_layer(l.name)
+        except ValueError: raise ModelError(f"{src.name} has no layer {l.name!r} to give {dst.name} its weights") from None
+        if hasattr(l, "layers"): copy_weights(s, l)
+        else: l.set_weights(s.get_weights())
+
 def _fine_tune(model, splits:dict, cw:dict, run:Path, ck:str, c:dict, verbose:int)->tuple:
     "Unfreeze the top `fine_tune` layers of the base and train end to end. -> (model, history)"
     keras = _keras()
@@ -433,6 +444,8 @@ def train_backbone(name:str, # a key of `BACKBONES`
                    seed:int=0,
                    run_name:str|None=None, # sub-folder name (default: the backbone name)
                    corpus:pd.DataFrame|None=None, # train on this corpus (`split` column) instead of the paper's (`corpus_splits`)
+                   init_from:str|Path|None=None, # a trained classifier of this backbone (`.keras`) whose weights start the run,
+                                                 # at any input size: no head phase, straight to fine-tuning its top `fine_tune` layers
                    verbose:int=0,
                   )->dict: # the result (also in out_dir/<run name>/result.json)
     "Train one backbone as a three-class mask classifier, evaluate it, and record where its weights came from."
@@ -446,6 +459,12 @@ def train_backbone(name:str, # a key of `BACKBONES`
                   dropout=dropout, hidden=hidden, degraded_passes=degraded_passes if frozen else 0,
                   max_per_class=max_per_class, max_eval_per_class=max_eval_per_class, seed=seed)
     if frozen and fine_tune: config["fine_tune_batches"] = FINE_TUNE_BATCHES
+    if init_from is not None:
+        if not (frozen and fine_tune): raise ValueError("init_from needs ImageNet weights and fine_tune > 0: it starts the fine-tuning")
+        ip = Path(init_from)
+        if not ip.is_file(): raise ModelError(f"init_from: classifier {ip} not found")
+        config.update(epochs=0, degraded_passes=0, init_from=dict(file=f"{ip.parent.name}/{ip.name}",
+                                                                  sha256=hashlib.sha256(ip.read_bytes()).hexdigest()))
     if corpus is not None:  # the corpus is part of the configuration (the paper's corpus leaves it out, as before)
         config["corpus"] = dict(rows=len(corpus), key=_key(*corpus.path, *corpus.label, *corpus.split))
     run = Path(out_dir)/(run_name or name)
@@ -466,7 +485,13 @@ def train_backbone(name:str, # a key of `BACKBONES`
     keras.utils.set_random_seed(seed)
     model, rec = build_classifier(name, img_size, rec, dropout=dropout, hidden=hidden)
     t0, ftime = time.time(), {"seconds": 0.0, "unknown": 0}
-    if frozen:
+    if init_from is not None:
+        copy_weights(load_keras(init_from, classes=CLASSES), model)
+        model, history = _fine_tune(model, splits, cw, run, ck, config, verbose)
+        mode = (f"started from the weights of {config['init_from']['file']}, then top {fine_tune} layers fine-tuned "
+                f"end to end at {img_size} px")
+        trainable = trainable_params(model)
+    elif frozen:
         tag = f"{name}_{_key(rec.get('file'), rec['source'])}"
         history, mode, ftime, extra = _train_frozen(model, splits, y, cw, run, ck, work, tag, config, verbose)
         t0 += extra
@@ -485,7 +510,7 @@ def train_backbone(name:str, # a key of `BACKBONES`
     res = dict(backbone=name, display=BACKBONES[name]["display"], weights=rec, mode=mode, config=config,
                trainable_params=trainable, total_params=int(model.count_params()), img_size=img_size,
                epochs_run=len(history), train_time_s=round(train_s, 1),
-               feature_time_s=None if ftime["unknown"] or not frozen else round(ftime["seconds"], 1),
+               feature_time_s=None if ftime["unknown"] or not frozen or init_from else round(ftime["seconds"], 1),
                class_weights=cw, n={s: int(len(d)) for s, d in splits.items()},
                metrics=evaluate_model(model, splits, img_size, seed),
                n_by_source={s: {src: {c: int(((d.source == src) & (d.label == c)).sum()) for c in CLASSES}
@@ -498,11 +523,34 @@ def train_backbone(name:str, # a key of `BACKBONES`
     return to_jsonable(res)
 
 # %% ../nbs/06_backbones.ipynb #b98a9702
+import fmd_rice as _pkg
+MODELS_DIR = Path(_pkg.__file__).resolve().parent/"models"
+# the classifier each detector preset ships with (`fmd_rice.detector.PRESETS`), each with its card `<stem>.json`
+PACKAGED_MODELS = {"accurate": MODELS_DIR/"default.keras", "fast": MODELS_DIR/"fast.keras"}
+DEFAULT_MODEL = PACKAGED_MODELS["accurate"]
+
+def packaged_model(preset:str="accurate", # a key of `PACKAGED_MODELS`
+                  )->Path:
+    "The `.keras` file of the classifier the package ships for `preset`."
+    if preset not in PACKAGED_MODELS:
+        raise ModelError(f"no packaged classifier for preset {preset!r}; presets are {', '.join(PACKAGED_MODELS)}")
+    return PACKAGED_MODELS[preset]
+
 def crowd_settings(profile:str, # one of `fmd_rice.profiles.PROFILE_NAMES`
+                   preset:str="accurate", # whose classifier: "accurate", or "fast" (the section's `fast` changes)
+                   trained:dict|None=None, # preset -> `.keras` path of a classifier trained already (for `init_from`)
                   )->tuple[str, dict, dict]: # (backbone, `train_backbone` keywords, `crowd_corpus` keywords)
-    "The crowd classifier's backbone, training settings and corpus settings for `profile`."
+    "The backbone, training settings and corpus settings of the crowd classifier `profile` trains for `preset`."
     s = get_profile(profile).section("crowd")
-    backbone, per_face, limit = s.pop("backbone"), s.pop("per_face"), s.pop("limit")
+    backbone, per_face, limit, fast = s.pop("backbone"), s.pop("per_face"), s.pop("limit"), s.pop("fast")
+    packaged_model(preset)  # an unknown preset fails here
+    if preset == "fast": s.update(fast)
+    start = s.get("init_from")
+    if start is not None:
+        if start not in (trained or {}):
+            raise ValueError(f"the {preset} classifier starts from the {start} one's weights: train that first and pass "
+                             f"trained={{{start!r}: its model path}}")
+        s["init_from"] = trained[start]
     return backbone, s, {"per_face": per_face, "limit": limit}
 
 def profile_settings(profile:str, # one of `fmd_rice.profiles.PROFILE_NAMES`
@@ -807,10 +855,6 @@ def plot_split_confusion(result:dict, # a `train_backbone` result
     return fig
 
 # %% ../nbs/06_backbones.ipynb #1f78cf5b
-import fmd_rice as _pkg
-MODELS_DIR = Path(_pkg.__file__).resolve().parent/"models"
-DEFAULT_MODEL = MODELS_DIR/"default.keras"
-
 def _resize_crop(a, size:int)->np.ndarray:
     import cv2
     a = np.asarray(a)
@@ -872,20 +916,21 @@ class Classifier:
 
     def __repr__(self): return f"Classifier({self.name}, {self.img_size}px, margin {self.margin})"
 
-def load_classifier(path:str|Path|None=None, # a `.keras` file; `None`: the packaged default model
-                    verify:bool=True, # check the sha256 against the card (required for the default model)
+def load_classifier(path:str|Path|None=None, # a `.keras` file; `None`: the classifier the package ships for `preset`
+                    verify:bool=True, # check the sha256 against the card (required for a packaged model)
+                    preset:str="accurate", # whose packaged classifier `path=None` loads (`PACKAGED_MODELS`)
                     **kw)->Classifier:
     "Load a classifier and its card (`<stem>.json` beside it) through `fmd_rice.runtime`: sha256, safe mode, shapes."
-    p = Path(path) if path else DEFAULT_MODEL
+    p = Path(path) if path else packaged_model(preset)
     if not p.is_file():
-        raise ModelError(f"classifier {p} not found" + ("; the package's default model is missing: reinstall fmd_rice or "
+        raise ModelError(f"classifier {p} not found" + (f"; the package's {preset} model is missing: reinstall fmd_rice or "
                                                          "pass a model trained with `fmd-rice train`" if path is None else ""))
     cp = p.with_suffix(".json")
     card = {}
     if cp.is_file():
         try: card = json.loads(cp.read_text())
         except (ValueError, UnicodeDecodeError) as e: raise ModelError(f"{cp}: model card is not JSON ({e})") from None
-    elif path is None: raise ModelError(f"model card {cp} of the default model is missing")
+    elif path is None: raise ModelError(f"model card {cp} of the packaged {preset} model is missing")
     if verify and card.get("sha256"): verify_file(p, sha256=card["sha256"], recorded_in=f"its card {cp.name}")
     elif verify and path is None: raise ModelError(f"model card {cp} has no sha256")
     return Classifier(load_keras(p, classes=CLASSES), card, source=p, **kw)

@@ -219,7 +219,7 @@ def cmd_export(args)->int:
     from fmd_rice.detector import PRESETS, SMALL_FACES
     from fmd_rice.faces import retinaface_graph_path
     from fmd_rice.runtime import export_models
-    clf = load_classifier(args.model, backend="tensorflow")  # the Keras model itself is what gets converted
+    clf = load_classifier(args.model, preset=args.preset, backend="tensorflow")  # the Keras model itself is converted
     card = export_models(args.format, args.out, retinaface_graph_path(), clf.model, clf.card,
                          long_side=PRESETS[args.preset]["long_side"], small_faces=SMALL_FACES[args.preset])
     files = [f for k in ("face_finder", "classifier") for f in card[k]["files"]]
@@ -233,9 +233,9 @@ def _add_export(sub):
     x.add_argument("--format", required=True, choices=list(EXPORT_FORMATS),
                    help="onnx (needs tf2onnx), openvino, or tflite")
     x.add_argument("--out", required=True, help="output folder")
-    x.add_argument("--model", default=None, help="a .keras classifier (default: the packaged model)")
+    x.add_argument("--model", default=None, help="a .keras classifier (default: the one the package ships for --preset)")
     x.add_argument("--preset", default="accurate", choices=list(PRESETS),
-                   help="whose resizing example.py uses by default (recorded in the card)")
+                   help="whose classifier (unless --model) and resizing: example.py's default, recorded in the card")
     _json_flag(x, "print the card as JSON")
     x.set_defaults(func=cmd_export)
 

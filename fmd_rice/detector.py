@@ -109,10 +109,10 @@ def _result(x):
     except Exception as e: return e
 
 class MaskDetector(Detector):
-    "RetinaFace + a mask classifier (the package's default model unless `model` is given)."
+    "RetinaFace + a mask classifier (the one the package ships for `preset` unless `model` is given)."
     name = "fmd_rice"
     def __init__(self,
-                 model=None, # a `Classifier`, a path to a `.keras` model, or `None` for the packaged default
+                 model=None, # a `Classifier`, a path to a `.keras` model, or `None` for the preset's packaged classifier
                  preset:str="accurate", # resizing policy: "accurate" or "fast" (see `PRESETS`)
                  score:float|None=None, # minimum face score; `None`: the preset's (else the graph's own cut, 0.5)
                  long_side:int|None=None, # override the preset's long side
@@ -131,7 +131,7 @@ class MaskDetector(Detector):
                **{k: v for k, v in given.items() if v is not None}}
         for k, v in dict(margin=margin, box_adjust=box_adjust, class_bias=class_bias).items():
             if isinstance(v, str) and v != FROM_CARD: raise ValueError(f"{k} must be a value, None or {FROM_CARD!r}, not {v!r}")
-        self.classifier = model if isinstance(model, Classifier) else load_classifier(model)
+        self.classifier = model if isinstance(model, Classifier) else load_classifier(model, preset=preset)
         fitted = self.classifier.corrections
         box_adjust = fitted["box_adjust"] if isinstance(box_adjust, str) else box_adjust
         class_bias = fitted["class_bias"] if isinstance(class_bias, str) else class_bias

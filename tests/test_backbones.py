@@ -148,7 +148,8 @@ def test_default_model_card_is_portable_and_carries_its_corrections(default_clf)
 
 def test_training_is_deterministic(data_root, weights_root, tmp_path):
     """Two trainings with one seed (head on degraded features, then fine-tuning) give the same weights: the packaged
-    model is what `make paper` writes, so a rerun must give it back."""
+    model is what `make paper` writes, so a rerun must give it back. A run started from a trained one (`init_from`,
+    as the `fast` classifier starts from the `accurate` one) copies its weights and only fine-tunes."""
     import keras
     from fmd_rice.backbones import train_backbone
     kw = dict(img_size=64, epochs=2, degraded_passes=1, max_per_class=16, max_eval_per_class=8, fine_tune=10,
@@ -158,3 +159,13 @@ def test_training_is_deterministic(data_root, weights_root, tmp_path):
     w = [keras.models.load_model(r["model_path"]).get_weights() for r in runs]
     assert runs[0]["weights"]["source"] == "imagenet" and len(w[0]) == len(w[1])
     assert all(np.array_equal(a, b) for a, b in zip(*w))
+    # a smaller classifier started from the first one's weights: no head phase, the frozen layers are the first one's
+    small = train_backbone("mobilenet", data_root, tmp_path / "small", work=tmp_path / "features0",
+                           **{**kw, "img_size": 48}, init_from=runs[0]["model_path"])
+    assert small["config"]["init_from"]["file"] == "mobilenet/model.keras" and small["img_size"] == 48
+    assert {h["phase"] for h in small["history"]} == {"fine-tune"} and "started from the weights" in small["mode"]
+    src, dst = (keras.models.load_model(r["model_path"]).get_layer("backbone") for r in (runs[0], small))
+    frozen = [l.name for l in dst.layers if l.weights][:5]  # the bottom of the base: never trained after the copy
+    assert all(np.array_equal(a, b) for n in frozen for a, b in zip(src.get_layer(n).get_weights(), dst.get_layer(n).get_weights()))
+    top = keras.models.load_model(small["model_path"]).get_layer("predictions").get_weights()[0]
+    assert not np.array_equal(top, keras.models.load_model(runs[0]["model_path"]).get_layer("predictions").get_weights()[0])
