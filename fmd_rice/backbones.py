@@ -29,9 +29,9 @@ __all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'FINE_TUNE_BATCHES', 'MODELS_DIR', 'PA
            'CROWD_SOURCE_CAP', 'SOURCE_NAMES', 'preprocess_layer', 'keras_cache_dir', 'resolve_weights',
            'build_classifier', 'feature_model', 'trainable_params', 'classification_metrics', 'fit_resumable',
            'image_dataset', 'extract_features', 'train_head', 'corpus_splits', 'model_fn', 'predict_images',
-           'evaluate_model', 'inference_ms', 'fine_tune_data', 'copy_weights', 'train_backbone', 'packaged_model',
-           'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus', 'found_faces', 'voc_crowd_crops',
-           'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table', 'plot_histories',
+           'evaluate_model', 'inference_ms', 'fine_tune_data', 'copy_weights', 'weights_sha256', 'train_backbone',
+           'packaged_model', 'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus', 'found_faces',
+           'voc_crowd_crops', 'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table', 'plot_histories',
            'plot_split_confusion', 'Classifier', 'load_classifier', 'classify_paths', 'export_default']
 
 # %% ../nbs/06_backbones.ipynb #1a98bcfa
@@ -226,6 +226,9 @@ def fit_resumable(model, # a compiled Keras model (ignored in favour of the chec
 # %% ../nbs/06_backbones.ipynb #4d0583a8
 def _key(*parts)->str: return hashlib.sha1("\n".join(map(str, parts)).encode()).hexdigest()[:12]
 def _config_key(config:dict)->str: return _key(json.dumps(to_jsonable(config), sort_keys=True))
+def _corpus_key(corpus:pd.DataFrame)->str:
+    "A key of a corpus's rows (each file's last three path parts, label, split): the same wherever data and crops live."
+    return _key(*(Path(*Path(p).parts[-3:]).as_posix() for p in corpus.path), *corpus.label, *corpus.split)
 
 def image_dataset(df:pd.DataFrame, # rows with `path` (and `label`)
                   img_size:int,
@@ -393,6 +396,12 @@ def copy_weights(src, # a Keras model
         if hasattr(l, "layers"): copy_weights(s, l)
         else: l.set_weights(s.get_weights())
 
+def weights_sha256(model)->str:
+    "The sha256 of a model's weight arrays, in order: the same for the same weights, whatever file holds them."
+    h = hashlib.sha256()
+    for w in model.get_weights(): h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
 def _fine_tune(model, splits:dict, cw:dict, run:Path, ck:str, c:dict, verbose:int)->tuple:
     "Unfreeze the top `fine_tune` layers of the base and train end to end. -> (model, history)"
     keras = _keras()
@@ -462,11 +471,11 @@ def train_backbone(name:str, # a key of `BACKBONES`
     if init_from is not None:
         if not (frozen and fine_tune): raise ValueError("init_from needs ImageNet weights and fine_tune > 0: it starts the fine-tuning")
         ip = Path(init_from)
-        if not ip.is_file(): raise ModelError(f"init_from: classifier {ip} not found")
+        start = load_keras(ip, classes=CLASSES)
         config.update(epochs=0, degraded_passes=0, init_from=dict(file=f"{ip.parent.name}/{ip.name}",
-                                                                  sha256=hashlib.sha256(ip.read_bytes()).hexdigest()))
+                                                                  weights_sha256=weights_sha256(start)))
     if corpus is not None:  # the corpus is part of the configuration (the paper's corpus leaves it out, as before)
-        config["corpus"] = dict(rows=len(corpus), key=_key(*corpus.path, *corpus.label, *corpus.split))
+        config["corpus"] = dict(rows=len(corpus), key=_corpus_key(corpus))
     run = Path(out_dir)/(run_name or name)
     rp = run/"result.json"
     if rp.exists():
@@ -486,7 +495,7 @@ def train_backbone(name:str, # a key of `BACKBONES`
     model, rec = build_classifier(name, img_size, rec, dropout=dropout, hidden=hidden)
     t0, ftime = time.time(), {"seconds": 0.0, "unknown": 0}
     if init_from is not None:
-        copy_weights(load_keras(init_from, classes=CLASSES), model)
+        copy_weights(start, model)
         model, history = _fine_tune(model, splits, cw, run, ck, config, verbose)
         mode = (f"started from the weights of {config['init_from']['file']}, then top {fine_tune} layers fine-tuned "
                 f"end to end at {img_size} px")

@@ -6,18 +6,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmd_rice.backbones import (BACKBONES, DEFAULT_MODEL, ModelError, build_classifier, classification_metrics,
-                                classify_paths, load_classifier, resolve_weights)
+from fmd_rice.backbones import (BACKBONES, DEFAULT_MODEL, PACKAGED_MODELS, ModelError, build_classifier,
+                                classification_metrics, classify_paths, load_classifier, resolve_weights)
 from fmd_rice.core import CLASSES
 
-# Floors the packaged default model must meet (issue 4).
+# Floors each packaged model must meet (issue 4).
 # The crowd classifier (trained on real crowd-scale faces, 2,500 web crops per class) gives up web-crop accuracy:
 # Kaggle 12K test 0.996 -> 0.961 and MaskedFace-Net CMFD recall 0.86 -> 0.45 (card of 2026-12-02). The crowd-classifier
 # issue asks for >= 0.99 on Kaggle 12K: that target is missed and reported in the README; these floors guard against
 # falling further. The classifier shipped is the one `make paper` trains from a fresh clone (2026-12-06: top 60
 # layers fine-tuned for 4 epochs); read as this file reads them, it has Kaggle 12K test 0.967 and MaskedFace-Net
 # incorrect recall 0.972 (correct recall 0.633), so the incorrect-recall floor is the issue's 0.95 (a retraining in
-# a run folder holding caches of earlier runs once had 0.870).
+# a run folder holding caches of earlier runs once had 0.870). The same floors hold the `fast` preset's classifier (64 px,
+# started from the `accurate` one; its card of 2026-12-06: Kaggle 12K test 0.972, MaskedFace-Net incorrect recall 0.963).
 KAGGLE12K_ACC_FLOOR = 0.95
 MFN_INCORRECT_RECALL_FLOOR = 0.95
 MFN_ACC_FLOOR = 0.75
@@ -36,6 +37,14 @@ def default_clf():
     return load_classifier()
 
 
+@pytest.fixture(scope="module", params=list(PACKAGED_MODELS))
+def packaged_clf(request):
+    "Each preset's packaged classifier: every floor below holds for both."
+    p = PACKAGED_MODELS[request.param]
+    if not p.exists(): pytest.fail(f"packaged {request.param} model {p} is missing")
+    return request.param, load_classifier(preset=request.param)
+
+
 def _probs(clf, files):
     res = classify_paths(files, clf, progress=False)
     bad = [r for r in res if "error" in r]
@@ -43,38 +52,39 @@ def _probs(clf, files):
     return np.array([[r["probs"][c] for c in CLASSES] for r in res])
 
 
-def test_default_model_kaggle12k_test(default_clf, data_root):
+def test_packaged_model_kaggle12k_test(packaged_clf, data_root):
     d = data_root/"kaggle12k"/"Test"
     if not d.is_dir(): pytest.skip(f"{d} not found")
     files = {"correct_mask": _sample((d/"WithMask").glob("*"), N_PER_CLASS),
              "no_mask": _sample((d/"WithoutMask").glob("*"), N_PER_CLASS)}
     y = [CLASSES.index(c) for c, fs in files.items() for _ in fs]
-    p = _probs(default_clf, [f for fs in files.values() for f in fs])
+    p = _probs(packaged_clf[1], [f for fs in files.values() for f in fs])
     m = classification_metrics(y, p)
     assert m["accuracy"] >= KAGGLE12K_ACC_FLOOR, m
 
 
-def test_default_model_maskedface_incorrect(default_clf, data_root):
+def test_packaged_model_maskedface_incorrect(packaged_clf, data_root):
     from fmd_rice.data import build_corpus
     df = build_corpus(data_root, seed=0)
     t = df[(df.source == "maskedface-net") & (df.split == "test")]
     if t.empty: pytest.skip("no MaskedFace-Net test split")
     inc = _sample(t[t.label == "incorrect_mask"].path.tolist(), N_PER_CLASS)
     cor = _sample(t[t.label == "correct_mask"].path.tolist(), N_PER_CLASS)
-    p = _probs(default_clf, inc + cor)
+    p = _probs(packaged_clf[1], inc + cor)
     m = classification_metrics([1] * len(inc) + [0] * len(cor), p)
     assert m["per_class"]["incorrect_mask"]["recall"] >= MFN_INCORRECT_RECALL_FLOOR, m
     assert m["accuracy"] >= MFN_ACC_FLOOR, m
 
 
-def test_default_model_card(default_clf):
-    card = default_clf.card
+def test_packaged_model_card(packaged_clf):
+    preset, clf = packaged_clf
+    card = clf.card
     for k in ("backbone", "weights", "img_size", "margin", "data", "splits", "metrics", "sha256", "trained"):
         assert k in card, k
-    assert default_clf.img_size == card["img_size"]
-    assert DEFAULT_MODEL.stat().st_size < 25e6
+    assert clf.img_size == card["img_size"] and card["preset"] == preset
+    assert PACKAGED_MODELS[preset].stat().st_size < 25e6
     if card["weights_record"]["source"] == "none": assert "scratch" in card["weights"]
-    p = default_clf.predict([np.zeros((17, 23, 3), np.uint8), np.full((300, 200, 3), 200, np.uint8)])
+    p = clf.predict([np.zeros((17, 23, 3), np.uint8), np.full((300, 200, 3), 200, np.uint8)])
     assert p.shape == (2, 3) and np.allclose(p.sum(1), 1, atol=1e-4)
 
 
@@ -135,14 +145,15 @@ def test_build_each_backbone_small(name):
     assert not any(l.__class__.__name__ == "Lambda" for l in m.layers)
 
 
-def test_default_model_card_is_portable_and_carries_its_corrections(default_clf):
+def test_packaged_model_card_is_portable_and_carries_its_corrections(packaged_clf):
     "The card names weights and data relative to their folders, and holds the margin and the corrections the detector uses."
     from fmd_rice.data import CROP_MARGIN
-    card = default_clf.card
-    assert card["margin"] == CROP_MARGIN == default_clf.margin
+    clf = packaged_clf[1]
+    card = clf.card
+    assert card["margin"] == CROP_MARGIN == clf.margin
     text = json.dumps(card)
     assert "/work/" not in text and "/home/" not in text and "/root/" not in text, "absolute path in the card"
-    c = default_clf.corrections
+    c = clf.corrections
     assert c["box_adjust"] is not None and len(c["box_adjust"]) == 4 and len(c["class_bias"]) == 3 and c["class_bias"][0] == 0.0
 
 

@@ -105,7 +105,7 @@ def test_cli_export(tmp_path, capsys):
     assert main(["export", "--format", "openvino", "--out", str(tmp_path / "ov"), "--preset", "fast", "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
     assert card == json.loads((tmp_path / "ov" / "card.json").read_text())
-    assert card["face_finder"]["long_side"] == 480 and card["classifier"]["img_size"] == 96
+    assert card["face_finder"]["long_side"] == 480 and card["classifier"]["img_size"] == 64  # the fast preset's own classifier
     assert card["face_finder"]["small_faces"] == {}
     with pytest.raises(SystemExit):  # argparse refuses an unknown format before anything loads
         main(["export", "--format", "coreml", "--out", str(tmp_path / "x")])
