@@ -113,7 +113,7 @@ PROFILES = {p.name: p for p in [
                        small_faces_targets=_SMALL_FACES_TARGETS,
                        small_faces_time=_SMALL_FACES_TIME),
         data=dict(n_samples=8),
-        step_seconds=dict(data=10, backbones=1195, selection=1500, classifier=1273, detectors=883, cv=4612)),
+        step_seconds=dict(data=11, backbones=1043, selection=1500, classifier=1166, detectors=901, cv=4612)),
     Profile(
         "paper",
         backbones={"pretrained": dict(img_size=224, epochs=60, degraded_passes=2, fine_tune=30, fine_tune_epochs=10,
