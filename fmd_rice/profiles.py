@@ -99,7 +99,9 @@ PROFILES = {p.name: p for p in [
         # fine-tuning batches of then (whole batches in the corpus's order, shuffled; `fmd_rice.backbones.FINE_TUNE_BATCHES`);
         # learning rate 1e-4 chosen on 2026-12-06 with the rows shuffled (dev map50 0.826 against 0.776 at 3e-5, ILC val
         # 0.719 against 0.696); 7 epochs at 1e-4 (2026-12-06, rows shuffled) kept the 5th by validation loss: dev 0.797,
-        # ILC val 0.732, a mean of 0.764 against the 4 epochs' 0.772, so 4 stay
+        # ILC val 0.732, a mean of 0.764 against the 4 epochs' 0.772, so 4 stay; depth chosen again on 2026-12-06 with the
+        # rows shuffled, at 1e-4 for 4 epochs: the top 30 layers gave dev 0.743 / ILC val 0.678, 60 0.826 / 0.719, 90
+        # 0.825 / 0.701 (class bias (0, -2, 0)), so 60 stay
         crowd=dict(backbone="mobilenet", img_size=96, epochs=60, degraded_passes=2, patience=6,
                    fine_tune=60, fine_tune_epochs=4, fine_tune_lr=1e-4, per_face=3, limit=None,
                    fast=_FAST_CROWD),
