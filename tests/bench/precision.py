@@ -23,7 +23,7 @@ from fmd_rice.runtime import ENV_PRECISION, openvino_available
 def detections(preset, precision, images, classifier_only=False):
     "Every image's detections with the classifier (and RetinaFace, unless `classifier_only`) at `precision`."
     os.environ[ENV_PRECISION] = "f32" if classifier_only else precision  # the face finder reads it on every call
-    det = MaskDetector(model=load_classifier(backend="openvino", precision=precision), preset=preset)
+    det = MaskDetector(model=load_classifier(preset=preset, backend="openvino", precision=precision), preset=preset)
     return list(det.detect_many(images))
 
 
