@@ -63,7 +63,7 @@ _SMALL_FACES_TIME = dict(max_ratio=3.0)
 # the `fast` preset's classifier: the `accurate` one's network at 64 px, started from its weights, its top 60 layers
 # fine-tuned at 64 px for one epoch at 1e-4. Chosen on 2026-12-06 on the dev part + ILC val (mAP@0.5 with the fitted
 # class bias): 1e-4 gave 0.806 / 0.685, 3e-5 0.777 / 0.689; with 2 epochs both kept the first by validation loss, so
-# one is run. Trained from ImageNet at 64 px with the `accurate` schedule instead: 0.832 / 0.684, but 8 min against 2
+# one is run. Trained from ImageNet at 64 px with the `accurate` schedule instead: 0.832 / 0.684, but an estimated 7-8 min against 2
 _FAST_CROWD = dict(img_size=64, fine_tune_epochs=1, fine_tune_lr=1e-4, init_from="accurate")
 
 PROFILES = {p.name: p for p in [
