@@ -893,6 +893,7 @@ class Classifier:
         from fmd_rice.runtime import OpenVinoFunction, keras_fn
         self._fn = keras_fn(model, source, None, backend, precision)  # `load_classifier` verified `source` already
         self.runtime = "openvino" if isinstance(self._fn, OpenVinoFunction) else "tensorflow" # where `predict` runs
+        self.precision = self._fn.precision if self.runtime == "openvino" else "f32" # the precision it runs at
 
     @property
     def name(self)->str: return self.card.get("backbone", self.model.name)
@@ -923,7 +924,7 @@ class Classifier:
         c = self.card.get("corrections") or {}
         return {k: None if c.get(k) is None else tuple(float(v) for v in c[k]) for k in ("box_adjust", "class_bias")}
 
-    def __repr__(self): return f"Classifier({self.name}, {self.img_size}px, margin {self.margin})"
+    def __repr__(self): return f"Classifier({self.name}, {self.img_size}px, margin {self.margin}, {self.runtime} {self.precision})"
 
 def load_classifier(path:str|Path|None=None, # a `.keras` file; `None`: the classifier the package ships for `preset`
                     verify:bool=True, # check the sha256 against the card (required for a packaged model)

@@ -16,8 +16,8 @@ from .faces import GRAPH_SCORE, Face, FaceFinder
 from .images import draw_boxes, read_image
 
 # %% auto #0
-__all__ = ['RESIZING', 'SMALL_FACES', 'PRESETS', 'FROM_CARD', 'COLORS', 'SHORT', 'Detection', 'Detector', 'apply_class_bias',
-           'label_faces', 'MaskDetector', 'render', 'draw_mask', 'demo_photo', 'FaceDetector']
+__all__ = ['RESIZING', 'SMALL_FACES', 'PRESETS', 'CLASSIFIER_PRECISION', 'FROM_CARD', 'COLORS', 'SHORT', 'Detection', 'Detector',
+           'apply_class_bias', 'label_faces', 'MaskDetector', 'render', 'draw_mask', 'demo_photo', 'FaceDetector']
 
 # %% ../nbs/07_detector.ipynb #8f33bc7f
 @dataclass
@@ -78,6 +78,11 @@ RESIZING = {"accurate": dict(long_side=960, upscale=True), "fast": dict(long_sid
 # (`nbs/paper/04_detectors.ipynb`, "More small faces"); `fast` runs one pass at the graph's own score cut
 SMALL_FACES = {"accurate": dict(score=0.4, scales=(2.0,), refine=40), "fast": {}}
 PRESETS = {k: RESIZING[k] | SMALL_FACES[k] for k in RESIZING}
+# the OpenVINO precision of each preset's own classifier (`$FMD_RICE_PRECISION` overrides it; RetinaFace stays f32):
+# `fast`'s 64 px classifier in bf16 passed issue 12's paired check (`tests/bench/precision.py --classifier-only fast`,
+# 2026-12-06: the same label on 0.9976 of 843 faces, recall unchanged) and made the preset about 9% faster
+# (a paired A/B, README "Speed"); `accurate`'s 96 px one failed it on an earlier machine (0.982), so it stays f32
+CLASSIFIER_PRECISION = {"accurate": "f32", "fast": "bf16"}
 FROM_CARD = "card"  # a correction or margin taken from the classifier's model card
 
 def apply_class_bias(probs, # [N, 3] class probabilities, `CLASSES` order
@@ -113,6 +118,7 @@ class MaskDetector(Detector):
     name = "fmd_rice"
     def __init__(self,
                  model=None, # a `Classifier`, a path to a `.keras` model, or `None` for the preset's packaged classifier
+                            # (at the preset's `CLASSIFIER_PRECISION`)
                  preset:str="accurate", # resizing policy: "accurate" or "fast" (see `PRESETS`)
                  score:float|None=None, # minimum face score; `None`: the preset's (else the graph's own cut, 0.5)
                  long_side:int|None=None, # override the preset's long side
@@ -131,7 +137,9 @@ class MaskDetector(Detector):
                **{k: v for k, v in given.items() if v is not None}}
         for k, v in dict(margin=margin, box_adjust=box_adjust, class_bias=class_bias).items():
             if isinstance(v, str) and v != FROM_CARD: raise ValueError(f"{k} must be a value, None or {FROM_CARD!r}, not {v!r}")
-        self.classifier = model if isinstance(model, Classifier) else load_classifier(model, preset=preset)
+        from fmd_rice.runtime import precision_name
+        own = dict(precision=precision_name(None, CLASSIFIER_PRECISION[preset])) if model is None else {}
+        self.classifier = model if isinstance(model, Classifier) else load_classifier(model, preset=preset, **own)
         fitted = self.classifier.corrections
         box_adjust = fitted["box_adjust"] if isinstance(box_adjust, str) else box_adjust
         class_bias = fitted["class_bias"] if isinstance(class_bias, str) else class_bias
@@ -145,7 +153,8 @@ class MaskDetector(Detector):
         self.description = (f"RetinaFace (MobileNetV2, {preset}: long side {cfg['long_side']}, "
                             f"upscale {cfg['upscale']}{more}, "
                             f"box adjust {box_adjust}) + {self.classifier.card.get('backbone', 'classifier')} "
-                            f"({self.classifier.card.get('weights', '?')} weights) at {self.classifier.img_size}px, "
+                            f"({self.classifier.card.get('weights', '?')} weights) at {self.classifier.img_size}px "
+                            f"({self.classifier.runtime}, {self.classifier.precision}), "
                             f"crop margin {self.margin}, class bias {class_bias}")
 
     def classify(self, image:np.ndarray, faces:list[Face])->list[Detection]:

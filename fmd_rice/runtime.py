@@ -324,10 +324,11 @@ def backend_name(backend:str|None=None, # "auto", "openvino" or "tensorflow"; `N
         warnings.warn(FALLBACK_MESSAGE, RuntimeWarning, stacklevel=2)
     return "tensorflow"
 
-def precision_name(precision:str|None=None, # "f32" or "bf16"; `None`: `$FMD_RICE_PRECISION`, else "f32"
+def precision_name(precision:str|None=None, # "f32" or "bf16"; `None`: `$FMD_RICE_PRECISION`, else `default`
+                   default:str="f32", # the precision when neither is set (a preset's own, `fmd_rice.detector.CLASSIFIER_PRECISION`)
                   )->str:
     "The inference precision of the OpenVINO backend: full precision (f32) unless asked otherwise."
-    p = (precision or os.environ.get(ENV_PRECISION) or "f32").strip().lower()
+    p = (precision or os.environ.get(ENV_PRECISION) or default).strip().lower()
     if p not in PRECISIONS:
         raise ValueError(f"unknown precision {p!r} (argument or ${ENV_PRECISION}); expected one of {', '.join(PRECISIONS)}")
     return p
