@@ -28,9 +28,9 @@ __all__ = ['WIDTH_BUCKETS', 'PAPER_ACCURACY_FORMULA', 'METRIC_KEYS', 'PREDICTION
            'paper_accuracy', 'running_accuracy', 'face_scores', 'evaluate_predictions', 'save_predictions',
            'load_predictions', 'records_to_inputs', 'metrics_from_records', 'evaluate', 'run_evaluate', 'score_run',
            'metrics_table', 'sweep', 'adjust_records', 'fit_box_adjust', 'fit_class_bias', 'with_true_labels',
-           'classify_records', 'face_records', 'validation_faces', 'score_classifier', 'predict_fold', 'cross_validate',
-           'cv_table', 'plot_running_accuracy', 'plot_pr_curves', 'plot_confusion', 'plot_recall_by_width',
-           'worst_mistakes', 'plot_mistakes']
+           'only_matched', 'classify_records', 'face_records', 'validation_faces', 'score_classifier', 'predict_fold',
+           'cross_validate', 'cv_table', 'plot_running_accuracy', 'plot_pr_curves', 'plot_confusion',
+           'plot_recall_by_width', 'worst_mistakes', 'unmatched_detections', 'plot_mistakes']
 
 # %% ../nbs/09_evaluation.ipynb #b710d206
 def _gt_arrays(faces)->tuple[np.ndarray, np.ndarray]:
@@ -570,6 +570,18 @@ def with_true_labels(records:Sequence[dict], # per-image records (`evaluate`)
         out.append({**r, "detections": dets})
     return out
 
+def only_matched(records:Sequence[dict], # per-image records (`evaluate`)
+                 iou_thr:float=0.5, # overlap that makes a detection "that face"
+                )->list[dict]: # new records (the input is left alone)
+    "Records without the detections that overlap no ground-truth face by `iou_thr` (what the extra detections cost)."
+    out = []
+    for r in records:
+        dets = list(r.get("detections") or [])
+        if dets: dets = [d for d, o in zip(dets, iou(r["gt"], dets).max(0))
+                         if o >= iou_thr] if r.get("gt") else []
+        out.append({**r, "detections": dets})
+    return out
+
 # %% ../nbs/09_evaluation.ipynb #0819260d
 def classify_records(records:Sequence[dict], # per-image records (`evaluate`) whose boxes are kept
                      classifier, # a `fmd_rice.backbones.Classifier`, or a detector with `classify(image, faces)`
@@ -837,6 +849,21 @@ def worst_mistakes(records:Sequence[dict], # per-image records (`evaluate`)
                             "confidence": _det_confidence(d), "width": float(g["box"][2] - g["box"][0])})
     return sorted(out, key=lambda x: -x["confidence"])[:n]
 
+def unmatched_detections(records:Sequence[dict], # per-image records (`evaluate`)
+                         n:int=24, # how many
+                         iou_thr:float=0.5,
+                        )->list[dict]: # as `worst_mistakes`, "true" "none" and "width" the detection's, most confident first
+    "The detections that overlap no ground-truth face by `iou_thr` (not faces, or faces nobody labelled), most confident first."
+    out = []
+    for r in records:
+        dets = r.get("detections") or []
+        if r.get("error") or not dets: continue
+        best = iou(r["gt"], dets).max(0) if r.get("gt") else np.zeros(len(dets))
+        out += [{"path": r["path"], "box": list(d["box"]), "true": "none", "pred": d["label"],
+                 "confidence": _det_confidence(d), "width": float(d["box"][2] - d["box"][0])}
+                for d, o in zip(dets, best) if o < iou_thr]
+    return sorted(out, key=lambda x: -x["confidence"])[:n]
+
 def plot_mistakes(mistakes:Sequence[dict], # `worst_mistakes`
                   path:str|Path|None=None, # save the figure here
                   cols:int=8, size:int=96, title:str="",
@@ -847,7 +874,7 @@ def plot_mistakes(mistakes:Sequence[dict], # `worst_mistakes`
     from fmd_rice.images import read_image
     rows = max(1, math.ceil(len(mistakes) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.75 * rows), squeeze=False)
-    short = {"correct_mask": "mask", "incorrect_mask": "incorrect", "no_mask": "no mask"}
+    short = {"correct_mask": "mask", "incorrect_mask": "incorrect", "no_mask": "no mask", "none": "none"}
     for ax, mk in zip(axes.flat, list(mistakes) + [None] * (rows * cols - len(mistakes))):
         ax.axis("off")
         if mk is None: continue
