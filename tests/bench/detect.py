@@ -9,7 +9,8 @@ it. Every detector runs through `detect_many` (ours pipelined, a photo's faces c
 the next, only when its classifier runs in TensorFlow: `MaskDetector.pipeline`); RetinaFace alone is its `finder`
 called photo by photo. Rows: AIZOO and face-mask-detector as their users run them (TensorFlow, OpenCV); our `fast`
 and `accurate` presets and RetinaFace alone with each preset's settings (every pass it runs), in the runtime
-`fmd_rice.runtime` chooses (OpenVINO when installed); and the reference, `accurate` as it was before its small-face
+`fmd_rice.runtime` chooses (OpenVINO when installed; each preset's classifier at its own precision,
+`fmd_rice.detector.CLASSIFIER_PRECISION`); and the reference, `accurate` as it was before its small-face
 options (one 960 px pass) with RetinaFace alone, in TensorFlow. Then the ratios of issue 12 and the peak resident
 memory of the process after each row's warm-up (it only grows: one process).
 
@@ -86,7 +87,8 @@ def main(n=150, rounds=3):
         ls = PRESETS[preset]["long_side"]
         add(f"rf_{preset}", f"RetinaFace alone, `{preset}` ({ls} px, every pass), {backend}",
             lambda det=det: [det.finder(im) for im in imgs])
-        add(preset, f"fmd_rice `{preset}`, {backend}", lambda det=det: list(det.detect_many(imgs)))
+        add(preset, f"fmd_rice `{preset}`, {backend} (classifier {det.classifier.precision})",
+            lambda det=det: list(det.detect_many(imgs)))
     if backend != "tensorflow":
         tf = lambda run: in_backend("tensorflow", run)
         # the reference: `accurate` as it was before its small-face options, one 960 px pass at score 0.5
@@ -103,7 +105,8 @@ def main(n=150, rounds=3):
     print(f"### Speed, {datetime.date.today()}: {len(imgs)} Kaggle 853 photos, one process, median of {rounds} rounds\n")
     print(f"Machine: {os.cpu_count()} cores ({cpu_name()}); load average {load0[0]:.1f} at the start, "
           f"{os.getloadavg()[0]:.1f} at the end. Runtime: {backend}"
-          + (f" ({precision_name()})" if backend == "openvino" else "") + ".\n")
+          + (f" (RetinaFace {precision_name()}; each preset's classifier as its row says)" if backend == "openvino" else "")
+          + ".\n")
     print("| detector | images/s (median) | range over rounds | peak RSS after its warm-up (MB) |\n|---|---:|---:|---:|")
     for key, label, _ in rows:
         lo, hi = len(imgs) / max(times[key]), len(imgs) / min(times[key])
