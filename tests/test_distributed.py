@@ -19,6 +19,7 @@ from fmd_rice.batch import PARQUET_DIR, load_results, read_parquet  # noqa: E402
 from fmd_rice.cli import main  # noqa: E402
 from fmd_rice.distributed import detect_dataset, start_ray  # noqa: E402
 from fmd_rice.evaluation import score_run  # noqa: E402
+from fmd_rice.runtime import ENV_PRECISION  # noqa: E402
 
 FMD_RICE = str(Path(sys.executable).parent / "fmd-rice")  # the console script of this environment
 PRESET = "fast"  # the engines are compared, not the presets: the quicker one keeps the suite short
@@ -51,10 +52,22 @@ def inputs(photos, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    "A local Ray instance of 2 CPUs on loopback, shut down after the tests."
-    assert start_ray(num_cpus=2)  # loopback only (`LOCAL_ENV`); tried again if Ray is slow to start
-    yield ray
-    ray.shutdown()
+    """A local Ray instance of 2 CPUs on loopback, shut down after the tests, everything at full precision (f32).
+
+    The engines are compared where they must agree to 1e-5. In bf16 (the `fast` preset's own classifier,
+    `fmd_rice.detector.CLASSIFIER_PRECISION`) a face's probabilities move by up to about 1e-3 with the photos a
+    process saw before: OpenVINO's model compiled for a batch shape and its dynamic-shape model, which runs until then
+    (`fmd_rice.runtime.OpenVinoFunction`), round differently, and each Ray actor sees half the photos. The actors and
+    the `fmd-rice` subprocesses inherit this environment."""
+    old = os.environ.get(ENV_PRECISION)
+    os.environ[ENV_PRECISION] = "f32"
+    try:
+        assert start_ray(num_cpus=2)  # loopback only (`LOCAL_ENV`); tried again if Ray is slow to start
+        yield ray
+        ray.shutdown()
+    finally:
+        if old is None: os.environ.pop(ENV_PRECISION, None)
+        else: os.environ[ENV_PRECISION] = old
 
 
 def _by_source(found):
