@@ -553,6 +553,13 @@ def fit_class_bias(records:Sequence[dict], # per-image records with class probab
     return _fit(records, grid, "class_bias", "face_accuracy", tol)
 
 # %% ../nbs/09_evaluation.ipynb #730c4db6
+def _best_gt(r:dict)->tuple[np.ndarray, np.ndarray]:
+    "For each detection of record `r`: the ground-truth face it overlaps most (index) and that IoU (0 without faces)."
+    dets = r.get("detections") or []
+    if not r.get("gt") or not dets: return np.zeros(len(dets), int), np.zeros(len(dets))
+    ov = iou(r["gt"], dets)
+    return ov.argmax(0), ov.max(0)
+
 def with_true_labels(records:Sequence[dict], # per-image records (`evaluate`)
                      iou_thr:float=0.5, # overlap that makes a detection "that face"
                     )->list[dict]: # new records (the input is left alone)
@@ -560,13 +567,10 @@ def with_true_labels(records:Sequence[dict], # per-image records (`evaluate`)
     out = []
     for r in records:
         dets = [dict(d) for d in r.get("detections") or []]
-        if r.get("gt") and dets:
-            ov = iou(r["gt"], dets)
-            for j, d in enumerate(dets):
-                i = int(ov[:, j].argmax())
-                if ov[i, j] >= iou_thr:
-                    lab = r["gt"][i]["label"]
-                    d.update(label=lab, probs={c: float(c == lab) for c in CLASSES}, confidence=float(d.get("score", 1.0)))
+        for d, i, o in zip(dets, *_best_gt(r)):
+            if o >= iou_thr:
+                lab = r["gt"][i]["label"]
+                d.update(label=lab, probs={c: float(c == lab) for c in CLASSES}, confidence=float(d.get("score", 1.0)))
         out.append({**r, "detections": dets})
     return out
 
@@ -574,13 +578,8 @@ def only_matched(records:Sequence[dict], # per-image records (`evaluate`)
                  iou_thr:float=0.5, # overlap that makes a detection "that face"
                 )->list[dict]: # new records (the input is left alone)
     "Records without the detections that overlap no ground-truth face by `iou_thr` (what the extra detections cost)."
-    out = []
-    for r in records:
-        dets = list(r.get("detections") or [])
-        if dets: dets = [d for d, o in zip(dets, iou(r["gt"], dets).max(0))
-                         if o >= iou_thr] if r.get("gt") else []
-        out.append({**r, "detections": dets})
-    return out
+    return [{**r, "detections": [d for d, o in zip(r.get("detections") or [], _best_gt(r)[1]) if o >= iou_thr]}
+            for r in records]
 
 # %% ../nbs/09_evaluation.ipynb #0819260d
 def classify_records(records:Sequence[dict], # per-image records (`evaluate`) whose boxes are kept
@@ -856,12 +855,10 @@ def unmatched_detections(records:Sequence[dict], # per-image records (`evaluate`
     "The detections that overlap no ground-truth face by `iou_thr` (not faces, or faces nobody labelled), most confident first."
     out = []
     for r in records:
-        dets = r.get("detections") or []
-        if r.get("error") or not dets: continue
-        best = iou(r["gt"], dets).max(0) if r.get("gt") else np.zeros(len(dets))
+        if r.get("error"): continue
         out += [{"path": r["path"], "box": list(d["box"]), "true": "none", "pred": d["label"],
                  "confidence": _det_confidence(d), "width": float(d["box"][2] - d["box"][0])}
-                for d, o in zip(dets, best) if o < iou_thr]
+                for d, o in zip(r.get("detections") or [], _best_gt(r)[1]) if o < iou_thr]
     return sorted(out, key=lambda x: -x["confidence"])[:n]
 
 def plot_mistakes(mistakes:Sequence[dict], # `worst_mistakes`
