@@ -13,6 +13,7 @@ from typing import Iterator, Sequence
 
 from .core import CLASSES, class_index
 from .faces import GRAPH_SCORE, Face, FaceFinder
+from .runtime import precision_name
 from .images import draw_boxes, read_image
 
 # %% auto #0
@@ -139,7 +140,6 @@ class MaskDetector(Detector):
                **{k: v for k, v in given.items() if v is not None}}
         for k, v in dict(margin=margin, box_adjust=box_adjust, class_bias=class_bias).items():
             if isinstance(v, str) and v != FROM_CARD: raise ValueError(f"{k} must be a value, None or {FROM_CARD!r}, not {v!r}")
-        from fmd_rice.runtime import precision_name
         own = dict(precision=precision_name(None, CLASSIFIER_PRECISION[preset])) if model is None else {}
         self.classifier = model if isinstance(model, Classifier) else load_classifier(model, preset=preset, **own)
         fitted = self.classifier.corrections
