@@ -29,3 +29,4 @@ def test_smoke_profile_runs_every_notebook(data_root, tmp_path):
     assert "selection" not in m2["steps"]
     m3 = reproduce("smoke", data=data_root, out=tmp_path / "run", only=["selection"], progress=False)
     assert m3["steps"]["selection"]["status"] == "ok" and (figs / "classifier_selection.md").is_file()
+    assert (figs / "classifier_finalists.md").is_file()
