@@ -66,6 +66,9 @@ _SMALL_FACES_TIME = dict(max_ratio=3.0)
 # fine-tuned at 64 px for one epoch at 1e-4 (shipped until `accurate` moved to MobileNetV2: about 2 min of the
 # classifier step against an estimated 7-8) and 0.806 / 0.666 (0.736) for the MobileNetV2 96 px model's, the same way
 _FAST_CROWD = dict(backbone="mobilenet", img_size=64)
+# the cpu profile's classifier candidates, (backbone, input size): MobileNetV2 at the middle size only, to fit a
+# 2-core machine
+_CANDIDATES = (("mobilenet", 64), ("mobilenet", 96), ("mobilenet", 128), ("mobilenetv2", 96))
 
 PROFILES = {p.name: p for p in [
     Profile(
@@ -92,11 +95,11 @@ PROFILES = {p.name: p for p in [
         # one degraded feature pass for the four-backbone comparison (two took about 4 minutes more here)
         backbones={"pretrained": dict(img_size=128, epochs=60, degraded_passes=1, patience=6),
                    "scratch": dict(img_size=64, epochs=3, max_per_class=1200, patience=3, batch_size=32)},
-        # sizes x backbones, limited to what fits a 2-core machine in half an hour: MobileNetV2 at the middle size only
-        # the finalists (the two backbones at the middle size) are then trained as the shipped classifier is: fine-tuned
-        selection=dict(candidates=(("mobilenet", 64), ("mobilenet", 96), ("mobilenet", 128), ("mobilenetv2", 96)),
-                       limit=None, train=dict(epochs=60, degraded_passes=1, patience=6),
-                       finalists=(("mobilenet", 96), ("mobilenetv2", 96))),
+        # sizes x backbones (`_CANDIDATES`), heads on frozen features first;
+        # then every candidate is trained as the shipped classifier is (fine-tuned): the frozen ranking did not predict
+        # the fine-tuned one (2026-12-06: frozen, 128 px led and MobileNetV2 trailed; fine-tuned, MobileNetV2 led)
+        selection=dict(candidates=_CANDIDATES, limit=None, train=dict(epochs=60, degraded_passes=1, patience=6),
+                       finalists=_CANDIDATES),
         # backbone and size: the cpu selection run (`figures/classifier_selection.md`): MobileNet at 96 px with frozen
         # features (2026-12-02), MobileNetV2 at 96 px once both finalists were fine-tuned with this schedule (2026-12-07:
         # the finalists' table; first seen in scratch runs of 2026-12-06, two seeds each). The schedule was chosen with
@@ -131,7 +134,7 @@ PROFILES = {p.name: p for p in [
                    "scratch": dict(img_size=224, epochs=30, patience=5, batch_size=32)},
         selection=dict(candidates=tuple((b, s) for b in ("mobilenet", "mobilenetv2") for s in (64, 96, 128)),
                        limit=None, train=dict(epochs=60, degraded_passes=2, patience=6),
-                       finalists=(("mobilenet", 96), ("mobilenetv2", 96))),
+                       finalists=tuple((b, s) for b in ("mobilenet", "mobilenetv2") for s in (64, 96, 128))),
         crowd=dict(backbone="mobilenetv2", img_size=96, epochs=60, degraded_passes=2, patience=6,
                    fine_tune=60, fine_tune_epochs=8, fine_tune_lr=3e-5, per_face=3, limit=None, fast=_FAST_CROWD),
         cv=dict(folds=5, seed=0, backbone="mobilenet", img_size=96, epochs=60, degraded_passes=2, patience=6,
