@@ -81,9 +81,10 @@ SMALL_FACES = {"accurate": dict(score=0.4, scales=(2.0,), refine=40), "fast": {}
 PRESETS = {k: RESIZING[k] | SMALL_FACES[k] for k in RESIZING}
 # the OpenVINO precision of each preset's own classifier (`$FMD_RICE_PRECISION` overrides it; RetinaFace stays f32),
 # bf16 only where it passes issue 12's paired check (`tests/bench/precision.py --classifier-only`: the same label on
-# 99.5% of the faces). The MobileNet 64 px classifier `fast` shipped until 2026-12-06 passed it (0.9976 of 843 faces)
-# and ran in bf16, about 9% faster (README "Speed"); the MobileNetV2 64 px one that replaced it fails it (2026-12-06:
-# 0.9763), so both presets' classifiers run in f32
+# 99.5% of the faces). The 64 px classifier `fast` shipped until 2026-12-06 evening (started from the 96 px one's
+# weights) passed it (0.9976 of 843 faces) and ran in bf16, about 9% faster (README "Speed"); the one trained from
+# ImageNet that replaced it runs in f32 until it passes the check too (MobileNetV2 classifiers tried that evening
+# failed it: 0.9763 at 64 px)
 CLASSIFIER_PRECISION = {"accurate": "f32", "fast": "f32"}
 FROM_CARD = "card"  # a correction or margin taken from the classifier's model card
 
