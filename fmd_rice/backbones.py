@@ -546,15 +546,14 @@ def packaged_model(preset:str="accurate", # a key of `PACKAGED_MODELS`
     return PACKAGED_MODELS[preset]
 
 def crowd_settings(profile:str, # one of `fmd_rice.profiles.PROFILE_NAMES`
-                   preset:str="accurate", # whose classifier: "accurate", or "fast" (the section's `fast` changes, its backbone included)
+                   preset:str="accurate", # whose classifier: "accurate", or "fast" (the section's `fast` changes)
                    trained:dict|None=None, # preset -> `.keras` path of a classifier trained already (for `init_from`)
                   )->tuple[str, dict, dict]: # (backbone, `train_backbone` keywords, `crowd_corpus` keywords)
     "The backbone, training settings and corpus settings of the crowd classifier `profile` trains for `preset`."
     s = get_profile(profile).section("crowd")
-    per_face, limit, fast = s.pop("per_face"), s.pop("limit"), s.pop("fast")
+    backbone, per_face, limit, fast = s.pop("backbone"), s.pop("per_face"), s.pop("limit"), s.pop("fast")
     packaged_model(preset)  # an unknown preset fails here
     if preset == "fast": s.update(fast)
-    backbone = s.pop("backbone")
     start = s.get("init_from")
     if start is not None:
         if start not in (trained or {}):
