@@ -29,10 +29,11 @@ __all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'FINE_TUNE_BATCHES', 'MODELS_DIR', 'PA
            'CROWD_SOURCE_CAP', 'SOURCE_NAMES', 'preprocess_layer', 'keras_cache_dir', 'resolve_weights',
            'build_classifier', 'feature_model', 'trainable_params', 'classification_metrics', 'fit_resumable',
            'image_dataset', 'extract_features', 'train_head', 'corpus_splits', 'model_fn', 'predict_images',
-           'evaluate_model', 'inference_ms', 'fine_tune_data', 'copy_weights', 'weights_sha256', 'train_backbone',
-           'packaged_model', 'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus', 'found_faces',
-           'voc_crowd_crops', 'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table', 'plot_histories',
-           'plot_split_confusion', 'Classifier', 'load_classifier', 'classify_paths', 'export_default']
+           'evaluate_model', 'inference_ms', 'paired_inference_ms', 'fine_tune_data', 'copy_weights', 'weights_sha256',
+           'train_backbone', 'packaged_model', 'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus',
+           'found_faces', 'voc_crowd_crops', 'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table',
+           'plot_histories', 'plot_split_confusion', 'Classifier', 'load_classifier', 'classify_paths',
+           'export_default']
 
 # %% ../nbs/06_backbones.ipynb #1a98bcfa
 BACKBONES = {
@@ -358,6 +359,24 @@ def inference_ms(model, img_size:int, batch:int=32, reps:int=5)->float:
     for _ in range(reps):
         t = time.perf_counter(); np.asarray(f(x)); ts.append(time.perf_counter() - t)
     return float(np.median(ts) * 1000 / batch)
+
+def paired_inference_ms(fns:dict, # name -> (a callable on float32 [N,S,S,3], its input size S): a `Classifier`'s `predict`, or `model_fn`
+                        batch:int=32, # faces per call
+                        rounds:int=7, # rounds; each times every model in turn, the order rotated by one each round
+                        reps:int=3, # calls per model and round (the fastest counts)
+                       )->dict: # name -> milliseconds per face (median over the rounds)
+    "Milliseconds per face of several models timed in turn, round after round, so that a slow spell of the machine falls on all of them alike."
+    rng = np.random.default_rng(0)
+    xs = {k: rng.uniform(0, 255, (batch, s, s, 3)).astype(np.float32) for k, (_, s) in fns.items()}
+    for k, (f, _) in fns.items(): np.asarray(f(xs[k]))  # warm: first calls trace, compile and allocate
+    names, per = list(fns), {k: [] for k in fns}
+    for r in range(rounds):
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            ts = []
+            for _ in range(reps):
+                t = time.perf_counter(); np.asarray(fns[k][0](xs[k])); ts.append(time.perf_counter() - t)
+            per[k].append(min(ts))
+    return {k: float(np.median(v) * 1000 / batch) for k, v in per.items()}
 
 # %% ../nbs/06_backbones.ipynb #19d254b0
 def _train_frozen(model, splits:dict, y:tuple, cw:dict, run:Path, ck:str, work:Path, tag:str, c:dict, verbose:int):

@@ -28,9 +28,9 @@ __all__ = ['WIDTH_BUCKETS', 'PAPER_ACCURACY_FORMULA', 'METRIC_KEYS', 'PREDICTION
            'paper_accuracy', 'running_accuracy', 'face_scores', 'evaluate_predictions', 'save_predictions',
            'load_predictions', 'records_to_inputs', 'metrics_from_records', 'evaluate', 'run_evaluate', 'score_run',
            'metrics_table', 'sweep', 'adjust_records', 'fit_box_adjust', 'fit_class_bias', 'with_true_labels',
-           'only_matched', 'classify_records', 'face_records', 'validation_faces', 'score_classifier', 'predict_fold',
-           'cross_validate', 'cv_table', 'plot_running_accuracy', 'plot_pr_curves', 'plot_confusion',
-           'plot_recall_by_width', 'worst_mistakes', 'unmatched_detections', 'plot_mistakes']
+           'only_matched', 'classify_records', 'face_records', 'validation_faces', 'score_classifier',
+           'choose_candidate', 'predict_fold', 'cross_validate', 'cv_table', 'plot_running_accuracy', 'plot_pr_curves',
+           'plot_confusion', 'plot_recall_by_width', 'worst_mistakes', 'unmatched_detections', 'plot_mistakes']
 
 # %% ../nbs/09_evaluation.ipynb #b710d206
 def _gt_arrays(faces)->tuple[np.ndarray, np.ndarray]:
@@ -650,6 +650,23 @@ def score_classifier(classifier, # a `fmd_rice.backbones.Classifier`
         out[k] = _metrics_of(adjust_records(recs, class_bias=bias))
         out[f"{k}_no_bias"] = _metrics_of(recs)
     return out
+
+# %% ../nbs/09_evaluation.ipynb #c5e1a0b1
+def choose_candidate(table:pd.DataFrame, # one row per candidate
+                     scores:Sequence[str]=("dev map50", "ILC val map50"), # columns whose mean is the criterion (higher is better)
+                     cost:str="ms/face (b32)", # the column that breaks ties (lower is better)
+                     within:float=0.01, # candidates this close to the best criterion tie
+                    )->tuple[pd.DataFrame, pd.Series]: # (the table with `criterion` and `chosen` columns, the chosen row)
+    "The cheapest candidate whose criterion (mean of `scores`) is within `within` of the best."
+    missing = [c for c in (*scores, cost) if c not in table.columns]
+    if missing: raise ValueError(f"the candidates' table lacks the columns {missing}; it has {list(table.columns)}")
+    if not len(table): raise ValueError("no candidates to choose from")
+    table = table.reset_index(drop=True).copy()
+    table["criterion"] = table[list(scores)].mean(axis=1)
+    near = table[table.criterion >= table.criterion.max() - within - 1e-12]
+    choice = near.sort_values([cost, "criterion"], ascending=[True, False], kind="stable").iloc[0]
+    table["chosen"] = ["yes" if i == choice.name else "" for i in table.index]
+    return table, choice
 
 # %% ../nbs/09_evaluation.ipynb #cv090001
 def predict_fold(fit:Sequence[dict], # records the corrections are fitted on (training folds), RetinaFace's own boxes
