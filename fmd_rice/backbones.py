@@ -29,7 +29,7 @@ __all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'FINE_TUNE_BATCHES', 'MODELS_DIR', 'PA
            'CROWD_SOURCE_CAP', 'SOURCE_NAMES', 'preprocess_layer', 'keras_cache_dir', 'resolve_weights',
            'build_classifier', 'feature_model', 'trainable_params', 'classification_metrics', 'fit_resumable',
            'image_dataset', 'extract_features', 'train_head', 'corpus_splits', 'model_fn', 'predict_images',
-           'evaluate_model', 'inference_ms', 'paired_inference_ms', 'fine_tune_data', 'copy_weights', 'weights_sha256',
+           'evaluate_model', 'paired_inference_ms', 'inference_ms', 'fine_tune_data', 'copy_weights', 'weights_sha256',
            'train_backbone', 'packaged_model', 'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus',
            'found_faces', 'voc_crowd_crops', 'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table',
            'plot_histories', 'plot_split_confusion', 'Classifier', 'load_classifier', 'classify_paths',
@@ -350,16 +350,6 @@ def evaluate_model(model, splits:dict, img_size:int, seed:int=0)->dict:
     out["test_degraded"] = classification_metrics(y, p)
     return out
 
-def inference_ms(model, img_size:int, batch:int=32, reps:int=5)->float:
-    "Median CPU milliseconds per face of a direct (tf.function) model call at batch `batch`."
-    tf = _tf()
-    f = model_fn(model, img_size)
-    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch, img_size, img_size, 3)).astype(np.float32))
-    f(x); ts = []
-    for _ in range(reps):
-        t = time.perf_counter(); np.asarray(f(x)); ts.append(time.perf_counter() - t)
-    return float(np.median(ts) * 1000 / batch)
-
 def paired_inference_ms(fns:dict, # name -> (a callable on float32 [N,S,S,3], its input size S): a `Classifier`'s `predict`, or `model_fn`
                         batch:int=32, # faces per call
                         rounds:int=7, # rounds; each times every model in turn, the order rotated by one each round
@@ -377,6 +367,10 @@ def paired_inference_ms(fns:dict, # name -> (a callable on float32 [N,S,S,3], it
                 t = time.perf_counter(); np.asarray(fns[k][0](xs[k])); ts.append(time.perf_counter() - t)
             per[k].append(min(ts))
     return {k: float(np.median(v) * 1000 / batch) for k, v in per.items()}
+
+def inference_ms(model, img_size:int, batch:int=32, reps:int=5)->float:
+    "Median CPU milliseconds per face of a direct (tf.function) model call at batch `batch`: `paired_inference_ms` with one model."
+    return paired_inference_ms({0: (model_fn(model, img_size), img_size)}, batch, rounds=reps, reps=1)[0]
 
 # %% ../nbs/06_backbones.ipynb #19d254b0
 def _train_frozen(model, splits:dict, y:tuple, cw:dict, run:Path, ck:str, work:Path, tag:str, c:dict, verbose:int):
