@@ -54,8 +54,8 @@ def inputs(photos, tmp_path_factory):
 def local_ray():
     """A local Ray instance of 2 CPUs on loopback, shut down after the tests, everything at full precision (f32).
 
-    The engines are compared where they must agree to 1e-5. In bf16 (the `fast` preset's own classifier,
-    `fmd_rice.detector.CLASSIFIER_PRECISION`) a face's probabilities move by up to about 1e-3 with the photos a
+    The engines are compared where they must agree to 1e-5. In bf16 (where `fmd_rice.detector.CLASSIFIER_PRECISION`
+    or the environment asks for it) a face's probabilities move by up to about 1e-3 with the photos a
     process saw before: OpenVINO's model compiled for a batch shape and its dynamic-shape model, which runs until then
     (`fmd_rice.runtime.OpenVinoFunction`), round differently, and each Ray actor sees half the photos. The actors and
     the `fmd-rice` subprocesses inherit this environment."""
