@@ -228,8 +228,9 @@ def fit_resumable(model, # a compiled Keras model (ignored in favour of the chec
 def _key(*parts)->str: return hashlib.sha1("\n".join(map(str, parts)).encode()).hexdigest()[:12]
 def _config_key(config:dict)->str: return _key(json.dumps(to_jsonable(config), sort_keys=True))
 def _corpus_key(corpus:pd.DataFrame)->str:
-    "A key of a corpus's rows (each file's last three path parts, label, split): the same wherever data and crops live."
-    return _key(*(Path(*Path(p).parts[-3:]).as_posix() for p in corpus.path), *corpus.label, *corpus.split)
+    "A key of a corpus's rows (each file's last three path parts, label, split, degradation): the same wherever data and crops live."
+    return _key(*(Path(*Path(p).parts[-3:]).as_posix() for p in corpus.path), *corpus.label, *corpus.split,
+                *(corpus.degrade.astype(float) if "degrade" in corpus else []))
 
 def image_dataset(df:pd.DataFrame, # rows with `path` (and `label`)
                   img_size:int,
@@ -264,7 +265,8 @@ def extract_features(model, # a classifier from `build_classifier` (its `pool` o
     path = None; timing = {} if timing is None else timing
     timing.setdefault("seconds", 0.0); timing.setdefault("unknown", 0)
     if cache is not None:
-        path = Path(cache)/f"feat_{tag}_{img_size}_{mode}{seed if mode != 'clean' else ''}_{_key(*df.path)}.npy"
+        how = df.degrade.astype(float) if mode == "augment" and "degrade" in df else []  # how often each row is degraded
+        path = Path(cache)/f"feat_{tag}_{img_size}_{mode}{seed if mode != 'clean' else ''}_{_key(*df.path, *how)}.npy"
         if path.exists():
             side = path.with_suffix(".json")
             if side.exists(): timing["seconds"] += json.loads(side.read_text())["seconds"]
@@ -565,6 +567,7 @@ def crowd_settings(profile:str, # one of `fmd_rice.profiles.PROFILE_NAMES`
     "The backbone, training settings and corpus settings of the crowd classifier `profile` trains for `preset`."
     s = get_profile(profile).section("crowd")
     backbone, per_face, limit, fast = s.pop("backbone"), s.pop("per_face"), s.pop("limit"), s.pop("fast")
+    degrade_p = s.pop("degrade_p", 1.0)
     packaged_model(preset)  # an unknown preset fails here
     if preset == "fast": s.update(fast)
     start = s.get("init_from")
@@ -573,7 +576,7 @@ def crowd_settings(profile:str, # one of `fmd_rice.profiles.PROFILE_NAMES`
             raise ValueError(f"the {preset} classifier starts from the {start} one's weights: train that first and pass "
                              f"trained={{{start!r}: its model path}}")
         s["init_from"] = trained[start]
-    return backbone, s, {"per_face": per_face, "limit": limit}
+    return backbone, s, {"per_face": per_face, "limit": limit, "degrade_p": degrade_p}
 
 def profile_settings(profile:str, # one of `fmd_rice.profiles.PROFILE_NAMES`
                      name:str, # a backbone
@@ -637,6 +640,8 @@ def crowd_corpus(data_root_=None, # data root (else `$FMD_RICE_DATA`): kaggle12k
                  seed:int=0,
                  limit:int|None=None, # only this many ILC photos and web crops per split and class (a quick run)
                  progress:bool=False,
+                 degrade_p:float=1.0, # how often a crop at its own size (a web crop, an ILC face at its photo's size) is
+                                      # shrunk to 8-40 px and JPEG-damaged when augmented; crowd-scale crops never are
                 )->pd.DataFrame: # corpus rows (`fmd_rice.data.CROWD_COLUMNS`); `attrs`: box statistics and widths used
     "The crowd classifier's corpus: Kaggle 12K + MaskedFace-Net (degraded when training) and ILC 2021 faces cut as the detector cuts them."
     from fmd_rice.data import build_corpus, dev_split, ilc_split, load_ilc2021, load_kaggle853, voc_faces, write_crowd_crops
@@ -656,8 +661,9 @@ def crowd_corpus(data_root_=None, # data root (else `$FMD_RICE_DATA`): kaggle12k
     crops = write_crowd_crops(ilc, split, folder/f"crops_{size}_m{margin}_{_key(box_adjust, per_face, seed)}", widths, boxes,
                               jitter=stats["jitter"], per_face=per_face, margin=margin, size=size, seed=seed)
     df = pd.concat([web, crops], ignore_index=True)
+    df["degrade"] = df.degrade.astype(float) * degrade_p  # `make_dataset` reads it as each row's probability
     df.attrs.update(boxes=stats, dev_widths=dict(n=len(widths), median=float(np.median(widths))),
-                    box_adjust=box_adjust, margin=margin, per_face=per_face, web_per_class=web_per_class)
+                    box_adjust=box_adjust, margin=margin, per_face=per_face, web_per_class=web_per_class, degrade_p=degrade_p)
     return df
 
 # %% ../nbs/06_backbones.ipynb #cv060001
