@@ -132,7 +132,8 @@ PROFILES = {p.name: p for p in [
         # the crowd classifier's backbone and schedule (MobileNetV2 at 96 px; head, then its top 60 layers for 4 epochs):
         # run with it on 2026-12-07 (pooled map50_multilabel 0.773); with MobileNet, shipped until then, 0.787 (2026-12-06).
         # Training crops cut once, with the shipped card's box convention (per-fold conventions would mean cutting and
-        # featurising the corpus per fold)
+        # featurising the corpus per fold); every crop at its own size degraded when augmented (`crowd_corpus`'s
+        # default), as the crowd section did when it ran: its `degrade_p` came later
         cv=dict(folds=5, seed=0, backbone="mobilenetv2", img_size=96, epochs=60, degraded_passes=2, patience=6,
                 fine_tune=60, fine_tune_epochs=4, fine_tune_lr=1e-4, per_face=3, limit=None, corpus_limit=None,
                 crop_box="card", fit_on="dev"),
