@@ -141,7 +141,9 @@ PROFILES = {p.name: p for p in [
                        small_faces_targets=_SMALL_FACES_TARGETS,
                        small_faces_time=_SMALL_FACES_TIME),
         data=dict(n_samples=8),
-        step_seconds=dict(data=11, backbones=1043, selection=1500, classifier=1166, detectors=901, cv=4612)),
+        # the default steps: the fresh `make paper` of 3746705 on the idle AMD machine (2026-12-07, 39 min 12 s); selection and
+        # cv: earlier runs of theirs (from nothing about 2 h 50 min and 1 h 50 min here, the README's Results)
+        step_seconds=dict(data=7, backbones=786, selection=1500, classifier=873, detectors=682, cv=4612)),
     Profile(
         "paper",
         backbones={"pretrained": dict(img_size=224, epochs=60, degraded_passes=2, fine_tune=30, fine_tune_epochs=10,
