@@ -142,7 +142,7 @@ PROFILES = {p.name: p for p in [
                        small_faces_time=_SMALL_FACES_TIME),
         data=dict(n_samples=8),
         # the default steps: the fresh `make paper` of 3746705 on the idle AMD machine (2026-12-07, 39 min 12 s); selection and
-        # cv: earlier runs of theirs (from nothing about 2 h 50 min and 1 h 50 min here, the README's Results)
+        # cv: older partial runs (from nothing they take about 2 h 50 min and 1 h 50 min here: the README's Results)
         step_seconds=dict(data=7, backbones=786, selection=1500, classifier=873, detectors=682, cv=4612)),
     Profile(
         "paper",

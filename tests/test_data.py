@@ -3,6 +3,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -186,6 +187,26 @@ def test_make_dataset_and_degrade(tmp_path):
     assert d.shape == (200, 200, 3)
     # shrunk to 8 px: neighbouring pixels barely differ any more
     assert float(tf.reduce_mean(tf.abs(d[1:] - d[:-1]))) < 2.0
+
+
+def test_make_dataset_degrades_each_row_with_its_probability(tmp_path):
+    """A corpus's `degrade` column is each row's probability of degradation when augmenting (`crowd_corpus(degrade_p=...)`),
+    scaled by `make_dataset`'s `degrade_p`. One seed gives every row the same augmentation draw in every run, so a row
+    comes out identical to the never-degraded run exactly when it was not degraded."""
+    pytest.importorskip("tensorflow")
+    from skimage import data as skdata
+    p = tmp_path/"face.png"
+    Image.fromarray(skdata.astronaut()[40:200, 150:310]).save(p)  # the astronaut's face
+    def run(deg, degrade_p=1.0):
+        rows = pd.DataFrame({"path": [str(p)] * len(deg), "label": "no_mask", "degrade": deg})
+        ds = make_dataset(rows, 64, batch_size=32, augment=True, degrade_p=degrade_p, seed=3)
+        return np.concatenate([x.numpy() for x, _ in ds])
+    never = run([0.0] * 80)
+    untouched = lambda x: np.abs(x - never).max(axis=(1, 2, 3)) == 0
+    same = untouched(run([0.0] * 20 + [1.0] * 20 + [0.5] * 40))
+    assert same[:20].all() and not same[20:40].any()  # probability 0: never degraded; 1: always
+    assert 0.3 < same[40:].mean() < 0.7  # 0.5: about half (0.5 with this seed)
+    assert 0.3 < untouched(run([1.0] * 80, degrade_p=0.5)).mean() < 0.7  # the argument scales the column
 
 
 def test_ilc2021_loader_split_and_check(data_root):
