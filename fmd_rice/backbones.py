@@ -710,14 +710,17 @@ def cv_corpus(data_root_=None, # data root (else `$FMD_RICE_DATA`): kaggle12k/, 
               seed:int=0,
               limit:int|None=None, # as in `crowd_corpus` (a quick run)
               progress:bool=False,
+              degrade_p:float=1.0, # as in `crowd_corpus`; Kaggle 853's crops at their own size are degraded as often
              )->pd.DataFrame: # corpus rows; Kaggle 853's: source "kaggle853", split "train", group "kaggle853:<stem>"
     "The crowd classifier's corpus (`crowd_corpus`) plus every Kaggle 853 face cut the same way: what the CV trains on."
     from fmd_rice.data import dev_split, load_kaggle853, voc_faces
-    base = crowd_corpus(data_root_, folder, box_adjust, margin, size, per_face, web_per_class, seed, limit, progress)
+    base = crowd_corpus(data_root_, folder, box_adjust, margin, size, per_face, web_per_class, seed, limit, progress,
+                        degrade_p)
     k853 = load_kaggle853(data_root_)[0]
     widths = voc_faces(dev_split(k853)[0]).width.to_numpy()  # the crowd sizes of `crowd_corpus`
     crops = voc_crowd_crops(k853 if images is None else images, Path(folder)/"kaggle853", widths, box_adjust, records,
                             per_face, margin, size, "kaggle853", seed, progress)
+    crops["degrade"] = crops.degrade.astype(float) * degrade_p
     df = pd.concat([base, crops], ignore_index=True)
     df.attrs.update(base.attrs, kaggle853_boxes=crops.attrs["boxes"])
     return df
@@ -752,7 +755,8 @@ def train_fold_model(name:str, # a key of `BACKBONES` with ImageNet weights (fro
     keep = ~tr.group.isin(held_out).to_numpy()
     config = dict(backbone=name, img_size=img_size, epochs=epochs, patience=patience, degraded_passes=degraded_passes,
                   batch_size=batch_size, lr=lr, dropout=dropout, hidden=hidden, seed=seed, weights=rec, margin=margin,
-                  rows=int(keep.sum()), key=_key(*tr.path[keep], *tr.label[keep], *va.path))
+                  rows=int(keep.sum()), key=_key(*tr.path[keep], *tr.label[keep], *va.path),
+                  degrade=_key(*tr.degrade[keep].astype(float)) if "degrade" in tr else None)
     head_key = _config_key(config)  # a finished head serves any fine-tuning after it
     if fine_tune: config.update(fine_tune=fine_tune, fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
                                 fine_tune_batches=FINE_TUNE_BATCHES)
@@ -808,16 +812,17 @@ def cv_fold_classifier(fold:int, # the fold held out
                        data_root_=None, # data root (else `$FMD_RICE_DATA`)
                        per_face:int=3, # `cv_corpus`
                        limit:int|None=None, # `cv_corpus`'s limit (a quick run)
+                       degrade_p:float=1.0, # `cv_corpus`: how often a crop at its own size is degraded when augmented
                        margin:float=CROP_MARGIN,
                        seed:int=0,
                        **train_kw, # `train_fold_model` settings (img_size, epochs, degraded_passes, fine_tune, ...)
                       ): # the fold's `Classifier`
     "Train (or reload) one fold's classifier on the crowd corpus and the other folds' faces, all cut with `crop_box`."
     box = box_adjust if crop_box == "fold" else crop_box
-    key = (str(data_root_), str(crowd), box, margin, per_face, limit, seed, tuple(v.stem for v in images))
+    key = (str(data_root_), str(crowd), box, margin, per_face, limit, seed, degrade_p, tuple(v.stem for v in images))
     if _CV_CORPUS.get("key") != key:  # folds cut with the same convention share one corpus (built once per process)
         _CV_CORPUS.update(key=key, corpus=cv_corpus(data_root_, crowd, images, records, box, margin=margin,
-                                                   per_face=per_face, limit=limit, seed=seed))
+                                                   per_face=per_face, limit=limit, seed=seed, degrade_p=degrade_p))
     corpus = _CV_CORPUS["corpus"]
     res = train_fold_model(backbone, corpus, {f"kaggle853:{s}" for s in held_out}, Path(folder)/f"fold{fold}",
                            Path(folder)/"features", margin=margin, seed=seed, **train_kw)

@@ -86,7 +86,7 @@ PROFILES = {p.name: p for p in [
                    fast=dict(img_size=48, init_from="accurate")),
         cv=dict(folds=5, seed=0, backbone="mobilenet", img_size=64, epochs=2, degraded_passes=1, max_per_class=48,
                 max_eval_per_class=24, fine_tune=10, fine_tune_epochs=1, fine_tune_lr=3e-5, per_face=1, limit=20,
-                corpus_limit=12, crop_box="card", fit_on="dev"),
+                corpus_limit=12, crop_box="card", fit_on="dev", degrade_p=0.5),
         detectors=dict(limit=6, sweep_limit=3, sweep=(dict(preset="fast"),),
                        small_faces=(dict(), dict(scales=(2.0,), refine=40)), small_faces_limit=3,
                        small_faces_targets=_SMALL_FACES_TARGETS,
@@ -129,14 +129,14 @@ PROFILES = {p.name: p for p in [
         crowd=dict(backbone="mobilenetv2", img_size=96, epochs=60, degraded_passes=2, patience=6,
                    fine_tune=60, fine_tune_epochs=4, fine_tune_lr=1e-4, per_face=3, limit=None, degrade_p=0.5,
                    fast=_FAST_CROWD),
-        # the crowd classifier's backbone and schedule (MobileNetV2 at 96 px; head, then its top 60 layers for 4 epochs):
-        # run with it on 2026-12-07 (pooled map50_multilabel 0.773); with MobileNet, shipped until then, 0.787 (2026-12-06).
-        # Training crops cut once, with the shipped card's box convention (per-fold conventions would mean cutting and
-        # featurising the corpus per fold); every crop at its own size degraded when augmented (`crowd_corpus`'s
-        # default), as the crowd section did when it ran: its `degrade_p` came later
+        # the crowd classifier's backbone, schedule and degradation (MobileNetV2 at 96 px; head, then its top 60 layers
+        # for 4 epochs; half the crops at their own size degraded): with every such crop degraded (the crowd section's
+        # until 2026-12-07) pooled map50_multilabel 0.773 (2026-12-07); with MobileNet, shipped until then, 0.787
+        # (2026-12-06). Training crops cut once, with the shipped card's box convention (per-fold conventions would mean
+        # cutting and featurising the corpus per fold)
         cv=dict(folds=5, seed=0, backbone="mobilenetv2", img_size=96, epochs=60, degraded_passes=2, patience=6,
                 fine_tune=60, fine_tune_epochs=4, fine_tune_lr=1e-4, per_face=3, limit=None, corpus_limit=None,
-                crop_box="card", fit_on="dev"),
+                crop_box="card", fit_on="dev", degrade_p=0.5),
         detectors=dict(limit=None, sweep_limit=None, sweep=_SWEEP, small_faces=_SMALL_FACES, small_faces_limit=None,
                        small_faces_targets=_SMALL_FACES_TARGETS,
                        small_faces_time=_SMALL_FACES_TIME),
@@ -159,7 +159,7 @@ PROFILES = {p.name: p for p in [
                    fast=_FAST_CROWD),
         cv=dict(folds=5, seed=0, backbone="mobilenetv2", img_size=96, epochs=60, degraded_passes=2, patience=6,
                 fine_tune=60, fine_tune_epochs=8, fine_tune_lr=3e-5, per_face=3, limit=None, corpus_limit=None,
-                crop_box="fold", fit_on="dev"),
+                crop_box="fold", fit_on="dev", degrade_p=0.5),
         detectors=dict(limit=None, sweep_limit=None, sweep=_SWEEP + (dict(long_side=1600),), small_faces=_SMALL_FACES,
                        small_faces_limit=None, small_faces_targets=_SMALL_FACES_TARGETS,
                        small_faces_time=_SMALL_FACES_TIME),
