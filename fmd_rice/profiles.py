@@ -130,10 +130,10 @@ PROFILES = {p.name: p for p in [
                    fine_tune=60, fine_tune_epochs=4, fine_tune_lr=1e-4, per_face=3, limit=None, degrade_p=0.5,
                    fast=_FAST_CROWD),
         # the crowd classifier's backbone, schedule and degradation (MobileNetV2 at 96 px; head, then its top 60 layers
-        # for 4 epochs; half the crops at their own size degraded): with every such crop degraded (the crowd section's
-        # until 2026-12-07) pooled map50_multilabel 0.773 (2026-12-07); with MobileNet, shipped until then, 0.787
-        # (2026-12-06). Training crops cut once, with the shipped card's box convention (per-fold conventions would mean
-        # cutting and featurising the corpus per fold)
+        # for 4 epochs; half the crops at their own size degraded): pooled map50_multilabel 0.778 (2026-12-07 evening);
+        # with every such crop degraded (the crowd section's until 2026-12-07) 0.773; with MobileNet, shipped until
+        # then, 0.787 (2026-12-06). Training crops cut once, with the shipped card's box convention (per-fold
+        # conventions would mean cutting and featurising the corpus per fold)
         cv=dict(folds=5, seed=0, backbone="mobilenetv2", img_size=96, epochs=60, degraded_passes=2, patience=6,
                 fine_tune=60, fine_tune_epochs=4, fine_tune_lr=1e-4, per_face=3, limit=None, corpus_limit=None,
                 crop_box="card", fit_on="dev", degrade_p=0.5),
@@ -141,9 +141,10 @@ PROFILES = {p.name: p for p in [
                        small_faces_targets=_SMALL_FACES_TARGETS,
                        small_faces_time=_SMALL_FACES_TIME),
         data=dict(n_samples=8),
-        # the default steps: the fresh `make paper` of 3746705 on the idle AMD machine (2026-12-07, 39 min 12 s); selection and
-        # cv: older partial runs (from nothing they take about 2 h 50 min and 1 h 50 min here: the README's Results)
-        step_seconds=dict(data=7, backbones=786, selection=1500, classifier=873, detectors=682, cv=4612)),
+        # the default steps: the fresh `make paper` of 3746705 on the idle AMD machine (2026-12-07, 39 min 12 s); cv: its
+        # run at 978e5e0 from an empty `cv` folder after the classifier step's crops (2026-12-07 evening, 1 h 12 min);
+        # selection: its first round alone on 2026-12-02 (both rounds from nothing: about 2 h 50 min, the README's Results)
+        step_seconds=dict(data=7, backbones=786, selection=1500, classifier=873, detectors=682, cv=4333)),
     Profile(
         "paper",
         backbones={"pretrained": dict(img_size=224, epochs=60, degraded_passes=2, fine_tune=30, fine_tune_epochs=10,
