@@ -1,4 +1,4 @@
-"The Kaggle 853 cross-validation: folds by image on the real set, and its paper step end to end on the smoke profile."
+"The Kaggle 853 cross-validation: folds by image on the real set, its corpus's degradation, and its paper step end to end on the smoke profile."
 import pandas as pd
 import pytest
 
@@ -32,3 +32,18 @@ def test_cv_step_runs_on_the_smoke_profile(data_root, tmp_path):
     assert all((work / f"fold{k}" / f).is_file() for k in range(5) for f in files)
     m2 = reproduce("smoke", data=data_root, out=tmp_path / "run", only=["cv"], progress=False)
     assert m2["steps"]["cv"]["status"] == "skipped"
+
+
+def test_cv_corpus_degrades_every_own_size_crop_with_degrade_p(data_root, tmp_path):
+    """The cross-validation trains as the shipped classifier does: web crops and the ILC 2021 and Kaggle 853 faces at
+    their own size carry `degrade_p` as their degradation probability; crowd-scale crops are never degraded again."""
+    from fmd_rice.backbones import cv_corpus
+    images = load_kaggle853(data_root)[0][:3]
+    df = cv_corpus(data_root, tmp_path / "crowd", images=images, per_face=1, limit=2, degrade_p=0.5)
+    k853 = df[df.source == "kaggle853"]
+    assert len(k853) == 2 * sum(len(v.faces) for v in images)  # each face at its own size and at one crowd size
+    for src, rows in df.groupby("source"):
+        assert set(rows.degrade.unique()) <= {0.0, 0.5}, src
+    assert k853.degrade.eq(0.5).sum() == sum(len(v.faces) for v in images)  # one own-size crop per face
+    assert df[df.source == "ilc2021"].degrade.eq(0.5).any() and df[df.source == "kaggle12k"].degrade.eq(0.5).all()
+    assert df.attrs["degrade_p"] == 0.5
