@@ -33,7 +33,7 @@ __all__ = ['BACKBONES', 'CAFFE_MEAN_BGR', 'FINE_TUNE_BATCHES', 'MODELS_DIR', 'PA
            'train_backbone', 'packaged_model', 'crowd_settings', 'profile_settings', 'detector_boxes', 'crowd_corpus',
            'found_faces', 'voc_crowd_crops', 'cv_corpus', 'train_fold_model', 'cv_fold_classifier', 'results_table',
            'plot_histories', 'plot_split_confusion', 'Classifier', 'load_classifier', 'classify_paths',
-           'export_default']
+           'export_default', 'crop_mistakes']
 
 # %% ../nbs/06_backbones.ipynb #1a98bcfa
 BACKBONES = {
@@ -1042,3 +1042,19 @@ def export_default(result:dict, # a `train_backbone` result (its `model_path` is
             "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **(extra or {})}
     write_json(dest.with_suffix(".json"), card)
     return card
+
+# %% ../nbs/06_backbones.ipynb #cm060001
+def crop_mistakes(clf, # a `Classifier` (`load_classifier`)
+                  rows:pd.DataFrame, # whole-image face crops: `path`, `label` (a corpus's web test rows)
+                  n:int|None=24, # how many, most confident first (`None`: all)
+                 )->list[dict]: # as `fmd_rice.evaluation.worst_mistakes`: "path", "box" (the whole image), "true", "pred", "confidence", "width"
+    "The crops `clf` labels wrongly by its most probable class (as a card's accuracies count them), most confident first."
+    from PIL import Image
+    p, y = predict_images(clf.model, rows, clf.img_size)
+    out = []
+    for i in np.flatnonzero(p.argmax(1) != y):
+        path = rows.path.iloc[i]
+        with Image.open(path) as im: w, h = im.size
+        out.append({"path": str(path), "box": [0, 0, w, h], "true": CLASSES[y[i]], "pred": CLASSES[int(p[i].argmax())],
+                    "confidence": float(p[i].max()), "width": float(w)})
+    return sorted(out, key=lambda m: -m["confidence"])[:n]

@@ -887,7 +887,7 @@ def plot_mistakes(mistakes:Sequence[dict], # `worst_mistakes`
     from fmd_rice.data import crop_face
     from fmd_rice.images import read_image
     rows = max(1, math.ceil(len(mistakes) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.75 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.95 * rows), squeeze=False)
     short = {"correct_mask": "mask", "incorrect_mask": "incorrect", "no_mask": "no mask", "none": "none"}
     for ax, mk in zip(axes.flat, list(mistakes) + [None] * (rows * cols - len(mistakes))):
         ax.axis("off")

@@ -9,7 +9,8 @@ pytestmark = pytest.mark.reproduction  # minutes: `make test-fast` leaves it out
 
 EXPECTED = ["corpus.csv", "corpus.md", "kaggle853.csv", "corpus_samples.png",
             "backbones.csv", "backbones.md", "mobilenets_acc_loss.png", "resnet_acc_loss.png",
-            "classifier.csv", "classifier.md", "detectors.csv", "detectors.md", "resizing.csv", "fig6_running_accuracy.png", "pr_curves.png",
+            "classifier.csv", "classifier.md", "mistakes_kaggle12k.png", "mistakes_kaggle12k.md",
+            "detectors.csv", "detectors.md", "resizing.csv", "fig6_running_accuracy.png", "pr_curves.png",
             "small_faces.csv", "small_faces.md"]
 
 
