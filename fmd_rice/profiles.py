@@ -103,12 +103,13 @@ PROFILES = {p.name: p for p in [
         # the fine-tuned one (2026-12-06: frozen, 128 px led and MobileNetV2 trailed; fine-tuned, MobileNetV2 led)
         selection=dict(candidates=_CANDIDATES, limit=None, train=dict(epochs=60, degraded_passes=1, patience=6),
                        finalists=_CANDIDATES),
-        # backbone and size: the cpu selection run (`figures/classifier_finalists.md`, 2026-12-07): fine-tuned with this
-        # schedule, MobileNetV2 at 96 px is within 0.01 of the best (MobileNet at 96 px, criterion 0.781 against 0.772)
-        # and, timed beside the others in the detector's runtime (`paired_inference_ms`), the cheaper (1.34 against 1.81
-        # ms per face; 0.97 against 1.41 in the run that added MobileNetV2 at 64 and 128 px, 0.735 and 0.760), so the rule
-        # (`choose_candidate`) takes it; the run of 2026-12-06 (Intel) had it lead (0.779 against
-        # 0.772). MobileNet at 96 px shipped until then: a single TensorFlow timing of each had made MobileNet look the
+        # backbone and size: the cpu selection run (`figures/classifier_finalists.md`, the night of 2026-12-07, half the
+        # own-size crops degraded, as here): fine-tuned with this schedule, MobileNetV2 at 96 px has the best criterion
+        # (0.779; MobileNet at 128 and at 96 px 0.778) and, timed beside the others in the detector's runtime
+        # (`paired_inference_ms`), is the cheapest within 0.01 (1.07 ms per face against 1.35-2.56), so the rule
+        # (`choose_candidate`) takes it; with every own-size crop degraded (that morning) MobileNet at 96 px led (0.781
+        # against 0.772) and MobileNetV2 was taken as the cheaper (0.97 against 1.41 ms per face); the run of 2026-12-06
+        # (Intel) had it lead (0.779 against 0.772). MobileNet at 96 px shipped until then: a single TensorFlow timing of each had made MobileNet look the
         # cheaper (the heads on frozen features had chosen it on 2026-12-02, and MobileNet at 128 px since); fine-tuning
         # depth and epochs chosen on ILC val + the dev part on 2026-12-02 (top 60 layers for 4 epochs against 30 for 2:
         # dev map50 0.761 against 0.754, ILC val map50 0.712 against 0.665; 8 epochs chose the same best epoch, 4), with the
