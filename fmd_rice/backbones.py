@@ -1049,12 +1049,12 @@ def crop_mistakes(clf, # a `Classifier` (`load_classifier`)
                   n:int|None=24, # how many, most confident first (`None`: all)
                  )->list[dict]: # as `fmd_rice.evaluation.worst_mistakes`: "path", "box" (the whole image), "true", "pred", "confidence", "width"
     "The crops `clf` labels wrongly by its most probable class (as a card's accuracies count them), most confident first."
-    from PIL import Image
+    from fmd_rice.images import read_image
     p, y = predict_images(clf.model, rows, clf.img_size)
     out = []
     for i in np.flatnonzero(p.argmax(1) != y):
         path = rows.path.iloc[i]
-        with Image.open(path) as im: w, h = im.size
+        h, w = read_image(path).shape[:2]  # as `plot_mistakes` reads it (EXIF orientation applied)
         out.append({"path": str(path), "box": [0, 0, w, h], "true": CLASSES[y[i]], "pred": CLASSES[int(p[i].argmax())],
                     "confidence": float(p[i].max()), "width": float(w)})
     return sorted(out, key=lambda m: -m["confidence"])[:n]

@@ -109,8 +109,9 @@ PROFILES = {p.name: p for p in [
         # (`paired_inference_ms`), is the cheapest within 0.01 (1.07 ms per face against 1.35-2.56), so the rule
         # (`choose_candidate`) takes it; with every own-size crop degraded (that morning) MobileNet at 96 px led (0.781
         # against 0.772) and MobileNetV2 was taken as the cheaper (0.97 against 1.41 ms per face); the run of 2026-12-06
-        # (Intel) had it lead (0.779 against 0.772). MobileNet at 96 px shipped until then: a single TensorFlow timing of each had made MobileNet look the
-        # cheaper (the heads on frozen features had chosen it on 2026-12-02, and MobileNet at 128 px since); fine-tuning
+        # (Intel) had it lead (0.779 against 0.772). MobileNet at 96 px shipped until then: a single TensorFlow
+        # timing of each had made MobileNet look the cheaper (the heads on frozen features had chosen it on 2026-12-02,
+        # and MobileNet at 128 px since); fine-tuning
         # depth and epochs chosen on ILC val + the dev part on 2026-12-02 (top 60 layers for 4 epochs against 30 for 2:
         # dev map50 0.761 against 0.754, ILC val map50 0.712 against 0.665; 8 epochs chose the same best epoch, 4), with the
         # fine-tuning batches of then (whole batches in the corpus's order, shuffled; `fmd_rice.backbones.FINE_TUNE_BATCHES`);

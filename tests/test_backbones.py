@@ -4,10 +4,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fmd_rice.backbones import (BACKBONES, DEFAULT_MODEL, PACKAGED_MODELS, ModelError, build_classifier,
-                                classification_metrics, classify_paths, load_classifier, resolve_weights)
+                                classification_metrics, classify_paths, crop_mistakes, load_classifier, resolve_weights)
 from fmd_rice.core import CLASSES
 
 # Floors each packaged model must meet (issue 4).
@@ -62,6 +63,24 @@ def test_packaged_model_kaggle12k_test(packaged_clf, data_root):
     m = classification_metrics(y, p)
     assert m["accuracy"] >= KAGGLE12K_ACC_FLOOR, m
 
+
+
+def test_crop_mistakes_are_the_cards_kaggle12k_errors(packaged_clf, data_root):
+    """`crop_mistakes` on the whole Kaggle 12K test set finds exactly the errors behind the card's accuracy (the
+    `classifier` step's `figures/mistakes_kaggle12k.md`), each a real crop with its folder's label, surest first."""
+    d = data_root/"kaggle12k"/"Test"
+    if not d.is_dir(): pytest.skip(f"{d} not found")
+    rows = pd.DataFrame([{"path": str(f), "label": c} for c, sub in (("correct_mask", "WithMask"), ("no_mask", "WithoutMask"))
+                         for f in sorted((d/sub).iterdir())])
+    preset, clf = packaged_clf
+    card = clf.card["metrics"]["test_kaggle12k"]
+    assert card["n"] == len(rows), (card["n"], len(rows))
+    mk = crop_mistakes(clf, rows, n=None)
+    assert len(mk) == round((1 - card["accuracy"]) * card["n"]), (preset, len(mk), card["accuracy"])
+    label = dict(zip(rows.path, rows.label))
+    assert all(m["true"] == label[m["path"]] != m["pred"] for m in mk)
+    assert [m["confidence"] for m in mk] == sorted((m["confidence"] for m in mk), reverse=True)
+    assert crop_mistakes(clf, rows, n=3) == mk[:3]
 
 def test_packaged_model_maskedface_incorrect(packaged_clf, data_root):
     from fmd_rice.data import build_corpus
